@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Guest kernels: resolve Debian's current 6.1 / 6.12 cloud releases through
+# their metapackages (the archive drops old releases every few weeks, so we
+# never hard-code one), fetch the unsigned image and install the headers.
+#
+#   scripts/kernels.sh resolve 6.1     -> prints e.g. 6.1.0-56-cloud-amd64
+#   scripts/kernels.sh fetch 6.12      -> prints the release; leaves
+#        $UMMU_CACHE/kernels/<release>/vmlinuz and installs the headers
+#   scripts/kernels.sh headers 6.1     -> prints the headers build dir
+#
+# Sourcing this file defines the same as functions (kernel_resolve, ...).
+set -euo pipefail
+
+UMMU_ROOT=${UMMU_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+UMMU_CACHE=${UMMU_CACHE:-$UMMU_ROOT/.cache}
+
+kernel_metapackage() {
+	case "$1" in
+	6.1) echo linux-image-cloud-amd64 ;;
+	6.12) echo linux-image-6.12-cloud-amd64 ;;
+	*) echo "kernels.sh: unknown kernel series '$1' (use 6.1 or 6.12)" >&2
+	   return 2 ;;
+	esac
+}
+
+# Prints the image package the metapackage points at, or nothing.
+kernel_depends() {
+	apt-cache depends "$1" 2>/dev/null |
+		sed -n 's/^ *Depends: linux-image-\(.*\)$/\1/p' | head -n 1
+}
+
+kernel_resolve() {
+	local meta dep
+	meta=$(kernel_metapackage "$1")
+	dep=$(kernel_depends "$meta")
+	if [ -z "$dep" ]; then
+		# A fresh machine (or an old list) does not know it yet.
+		apt-get update -qq >&2
+		dep=$(kernel_depends "$meta")
+	fi
+	[ -n "$dep" ] || { echo "kernels.sh: cannot resolve $meta" >&2; return 1; }
+	echo "${dep%-unsigned}"
+}
+
+kernel_headers() {
+	echo "/usr/src/linux-headers-$(kernel_resolve "$1")"
+}
+
+kernel_fetch() {
+	local rel dir tmp
+	rel=$(kernel_resolve "$1")
+	dir=$UMMU_CACHE/kernels/$rel
+	if [ ! -s "$dir/vmlinuz" ]; then
+		tmp=$(mktemp -d)
+		# We are root: skip apt's sandbox user, who cannot write here.
+		(cd "$tmp" && apt-get download -qq -o APT::Sandbox::User=root \
+			"linux-image-$rel-unsigned" >&2)
+		dpkg-deb -x "$tmp"/linux-image-*.deb "$tmp/x"
+		mkdir -p "$dir"
+		cp "$tmp/x/boot/vmlinuz-$rel" "$dir/vmlinuz.part"
+		cp "$tmp/x/boot/config-$rel" "$dir/config"
+		mv "$dir/vmlinuz.part" "$dir/vmlinuz"
+		rm -rf "$tmp"
+	fi
+	if [ ! -e "/usr/src/linux-headers-$rel/Makefile" ]; then
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends "linux-headers-$rel" >&2
+	fi
+	echo "$rel"
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+	cmd=${1:-}; series=${2:-}
+	case "$cmd" in
+	resolve) kernel_resolve "$series" ;;
+	fetch) kernel_fetch "$series" ;;
+	headers) kernel_headers "$series" ;;
+	*) echo "usage: $0 resolve|fetch|headers 6.1|6.12" >&2; exit 2 ;;
+	esac
+fi
