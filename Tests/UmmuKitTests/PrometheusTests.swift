@@ -1,0 +1,354 @@
+// PrometheusTests.swift - the text encoder, the log2 -> Prometheus
+// histogram conversion, the top-N bookkeeping and the atomic file writer.
+
+import Testing
+@testable import UmmuKit
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A fresh directory under /tmp, removed (with its files) by `remove()`.
+struct PromTempDir {
+    let path: String
+    init() {
+        var tmpl = Array("/tmp/ummu-prom-test-XXXXXX".utf8CString)
+        let p = tmpl.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+        path = String(cString: p!)
+    }
+    func remove() {
+        if let d = opendir(path) {
+            while let e = readdir(d) {
+                let name = withUnsafeBytes(of: e.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+                if name != "." && name != ".." { unlink(path + "/" + name) }
+            }
+            closedir(d)
+        }
+        rmdir(path)
+    }
+}
+
+@Suite("PrometheusEncoder")
+struct PrometheusEncoderTests {
+    @Test func helpTypeAndSamples() throws {
+        let text = try PrometheusText.encode([
+            PrometheusFamily(name: "a_total", help: "Line one\nback\\slash", type: .counter, samples: [
+                PrometheusSample(labels: [("x", "q\"uote\\n\nl")], value: 3),
+                PrometheusSample(value: 0.25),
+            ]),
+            PrometheusFamily(name: "b", help: "Empty gauge.", type: .gauge),
+        ])
+        #expect(text == """
+            # HELP a_total Line one\\nback\\\\slash
+            # TYPE a_total counter
+            a_total{x="q\\"uote\\\\n\\nl"} 3
+            a_total 0.25
+            # HELP b Empty gauge.
+            # TYPE b gauge
+
+            """)
+    }
+
+    @Test func values() {
+        #expect(PrometheusText.formatValue(0) == "0")
+        #expect(PrometheusText.formatValue(42) == "42")
+        #expect(PrometheusText.formatValue(-7) == "-7")
+        #expect(PrometheusText.formatValue(1.5e-9) == "1.5e-09")
+        #expect(PrometheusText.formatValue(.infinity) == "+Inf")
+        #expect(PrometheusText.formatValue(-.infinity) == "-Inf")
+        #expect(PrometheusText.formatValue(.nan) == "NaN")
+        #expect(PrometheusText.formatValue(1e300) == "1e+300")
+    }
+
+    @Test func controlCharactersInLabelValues() {
+        #expect(PrometheusText.escapeLabelValue("a\tb\u{1}") == "a\u{FFFD}b\u{FFFD}")
+    }
+
+    @Test func rejectsBadNamesAndDuplicates() {
+        #expect(throws: PrometheusTextError.invalidMetricName("1abc")) {
+            try PrometheusText.encode([PrometheusFamily(name: "1abc", help: "", type: .gauge)])
+        }
+        #expect(throws: PrometheusTextError.invalidLabelName("__x")) {
+            try PrometheusText.encode([PrometheusFamily(name: "ok", help: "", type: .gauge,
+                samples: [PrometheusSample(labels: [("__x", "1")], value: 1)])])
+        }
+        #expect(throws: PrometheusTextError.duplicateFamily("ok")) {
+            try PrometheusText.encode([PrometheusFamily(name: "ok", help: "", type: .gauge),
+                                       PrometheusFamily(name: "ok", help: "", type: .gauge)])
+        }
+        #expect(PrometheusText.isValidMetricName("ummu:rate_5m:sum"))
+        #expect(!PrometheusText.isValidLabelName("a-b"))
+    }
+
+    @Test func log2HistogramBecomesCumulativeSeconds() {
+        // 0 ns once, 1 ns twice, 3 ns (slot 2) once, 2^40 ns (slot 41) once.
+        var h = PrometheusLog2Histogram()
+        h.slots[0] = 1
+        h.slots[1] = 2
+        h.slots[2] = 1
+        h.slots[41] = 1
+        h.sum = 0 + 2 + 3 + (1 << 40)
+        let s = h.samples(divisor: 1e9, maxSlot: 3, labels: [("side", "x")])
+        #expect(s.map(\.suffix) == ["_bucket", "_bucket", "_bucket", "_bucket", "_bucket", "_sum", "_count"])
+        #expect(s.map { $0.labels.last!.value } == ["0", "1e-09", "3e-09", "7e-09", "+Inf", "x", "x"])
+        #expect(s.map(\.value) == [1, 3, 4, 4, 5, Double(h.sum) / 1e9, 5])
+        #expect(s[0].labels.first!.name == "side")
+        // Inclusive bounds: slot i holds v < 2^i, i.e. v <= 2^i - 1.
+        #expect(PrometheusLog2Histogram.inclusiveUpperBound(slot: 10) == 1023)
+        #expect(PrometheusLog2Histogram.inclusiveUpperBound(slot: 0) == 0)
+    }
+}
+
+@Suite("PrometheusMetricsState")
+struct PrometheusMetricsStateTests {
+    static func row(_ pid: UInt32, _ comm: String, unmap: UInt64, faults: UInt64 = 0) -> UmmuMetricsInterval.ProcessRow {
+        UmmuMetricsInterval.ProcessRow(pid: pid, comm: comm, invalidations: [unmap], invalidatedBytes: [unmap * 4096],
+                                       faults: faults, faultsWaited: faults / 2)
+    }
+
+    static func interval(_ rows: [UmmuMetricsInterval.ProcessRow], lost: UInt64 = 0) -> UmmuMetricsInterval {
+        var iv = UmmuMetricsInterval()
+        var un = UmmuMetricsInterval.Ummunotify()
+        let unmap = rows.reduce(lost) { $0 + ($1.invalidations.first ?? 0) }
+        un.invalidations = [unmap]
+        un.invalidatedBytes = [unmap * 4096]
+        var um = UmmuMetricsInterval.Umem()
+        um.faults = rows.reduce(0) { $0 + $1.faults }
+        um.faultsWaited = rows.reduce(0) { $0 + $1.faultsWaited }
+        iv.ummunotify = un
+        iv.umem = um
+        iv.processes = rows
+        return iv
+    }
+
+    static func value(_ fams: [PrometheusFamily], _ name: String, _ labels: [String: String]) -> Double? {
+        guard let f = fams.first(where: { $0.name == name }) else { return nil }
+        return f.samples.first { s in
+            s.suffix == "" && labels.allSatisfy { k, v in s.labels.contains { $0.name == k && $0.value == v } }
+        }?.value
+    }
+
+    @Test func topNPlusOtherKeepsCountersMonotonic() {
+        var st = UmmuMetricsState(config: UmmuMetricsConfig(topN: 2, evictAfterIdleIntervals: 2))
+        // Interval 1: a (5) and b (3) get slots, c (1) and 2 lost rows go to other.
+        st.ingest(Self.interval([Self.row(1, "a", unmap: 5), Self.row(2, "b", unmap: 3), Self.row(3, "c", unmap: 1)], lost: 2))
+        var f = st.families(now: 1)
+        let inv = UmmuMetricName.invalidations
+        #expect(Self.value(f, inv, ["pid": "1", "reason": "unmap"]) == 5)
+        #expect(Self.value(f, inv, ["pid": "2"]) == 3)
+        #expect(Self.value(f, inv, ["pid": "3"]) == nil)
+        #expect(Self.value(f, inv, ["pid": "other", "comm": "other"]) == 3)
+        #expect(Self.value(f, UmmuMetricName.invalidatedBytes, ["pid": "other"]) == 12288)
+        #expect(st.trackedCount == 2)
+
+        // Interval 2: c is busy, but nobody has been idle for 2 intervals yet.
+        st.ingest(Self.interval([Self.row(1, "a", unmap: 1), Self.row(3, "c", unmap: 50)]))
+        f = st.families(now: 2)
+        #expect(Self.value(f, inv, ["pid": "3"]) == nil)
+        #expect(Self.value(f, inv, ["pid": "other"]) == 53)
+        // Interval 3: b idle since interval 1 (2 intervals): c takes its slot,
+        // starting at this interval's delta; other does not go down.
+        st.ingest(Self.interval([Self.row(1, "a", unmap: 1), Self.row(3, "c", unmap: 7)]))
+        f = st.families(now: 3)
+        #expect(Self.value(f, inv, ["pid": "2"]) == nil)
+        #expect(Self.value(f, inv, ["pid": "3", "comm": "c"]) == 7)
+        #expect(Self.value(f, inv, ["pid": "1"]) == 7)
+        #expect(Self.value(f, inv, ["pid": "other"]) == 53)
+        #expect(Self.value(f, UmmuMetricName.trackedProcesses, [:]) == 2)
+    }
+
+    @Test func topZeroPutsEverythingInOther() {
+        var st = UmmuMetricsState(config: UmmuMetricsConfig(topN: 0))
+        st.ingest(Self.interval([Self.row(1, "a", unmap: 5, faults: 4), Self.row(2, "b", unmap: 3, faults: 2)]))
+        let f = st.families(now: 1)
+        #expect(Self.value(f, UmmuMetricName.invalidations, ["pid": "other"]) == 8)
+        #expect(Self.value(f, UmmuMetricName.faults, ["pid": "other", "waited": "true"]) == 3)
+        #expect(Self.value(f, UmmuMetricName.faults, ["pid": "other", "waited": "false"]) == 3)
+        #expect(f.first { $0.name == UmmuMetricName.invalidations }!.samples.count == 1)
+    }
+
+    @Test func registrationsGaugeIsTopNPlusOther() {
+        var st = UmmuMetricsState(config: UmmuMetricsConfig(topN: 1))
+        var iv = UmmuMetricsInterval()
+        var un = UmmuMetricsInterval.Ummunotify()
+        un.holders = [.init(pid: 7, comm: "x", held: 3), .init(pid: 8, comm: "y", held: 9), .init(pid: 9, comm: "z", held: 1)]
+        iv.ummunotify = un
+        st.ingest(iv)
+        let f = st.families(now: 1)
+        #expect(Self.value(f, UmmuMetricName.registrations, ["pid": "8"]) == 9)
+        #expect(Self.value(f, UmmuMetricName.registrations, ["pid": "other"]) == 4)
+        #expect(Self.value(f, UmmuMetricName.registrations, ["pid": "7"]) == nil)
+    }
+
+    @Test func sidesNotLoadedWriteNoFamilies() throws {
+        var st = UmmuMetricsState()
+        st.ingest(UmmuMetricsInterval())
+        let names = st.families(now: 5).map(\.name)
+        #expect(!names.contains(UmmuMetricName.invalidations))
+        #expect(!names.contains(UmmuMetricName.faults))
+        #expect(names.contains(UmmuMetricName.lastWrite))
+        #expect(try st.render(now: 5).hasSuffix("ummu_exporter_last_write_timestamp_seconds 5\n"))
+    }
+
+    @Test func everyCatalogueFamilyIsWritten() throws {
+        var st = UmmuMetricsState()
+        st.ingest(PrometheusSynthetic.interval(round: 1))
+        let fams = st.families(now: 1)
+        #expect(fams.map(\.name) == UmmuMetricName.all)
+        for f in fams {
+            #expect(!f.help.isEmpty)
+            #expect(!f.samples.isEmpty, "family \(f.name) has no samples")
+            switch f.type {
+            case .counter: #expect(f.name.hasSuffix("_total"))
+            case .gauge, .histogram: #expect(!f.name.hasSuffix("_total"))
+            }
+        }
+    }
+}
+
+@Suite("PrometheusFileWriter")
+struct PrometheusFileWriterTests {
+    @Test func writesAndReplaces() throws {
+        let d = PromTempDir()
+        defer { d.remove() }
+        let w = try MetricsFileWriter(path: d.path + "/ummu.prom")
+        #expect(w.temporaryPath == d.path + "/.ummu.prom.tmp")
+        try w.write("a 1\n")
+        try w.write("a 2\n")
+        #expect(try promReadFile(d.path + "/ummu.prom") == "a 2\n")
+        var st = stat()
+        #expect(lstat(w.temporaryPath, &st) != 0, "temporary file left behind")
+        #expect(stat(d.path + "/ummu.prom", &st) == 0)
+        #expect(st.st_mode & 0o777 == 0o644)
+    }
+
+    @Test func missingDirectoryIsAClearError() {
+        #expect(throws: MetricsFileError.directoryMissing("/nonexistent-ummu-dir/sub")) {
+            try MetricsFileWriter(path: "/nonexistent-ummu-dir/sub/ummu.prom")
+        }
+        let e = MetricsFileError.directoryMissing("/x")
+        #expect(e.description.contains("does not exist"))
+    }
+
+    @Test func fileAsDirectoryIsAClearError() throws {
+        let d = PromTempDir()
+        defer { d.remove() }
+        let fd = open(d.path + "/plain", O_WRONLY | O_CREAT, 0o644)
+        close(fd)
+        #expect(throws: MetricsFileError.notADirectory(d.path + "/plain")) {
+            try MetricsFileWriter(path: d.path + "/plain/ummu.prom")
+        }
+        #expect(throws: MetricsFileError.invalidPath(d.path + "/")) {
+            try MetricsFileWriter(path: d.path + "/")
+        }
+    }
+
+    @Test func refusesSymlinkAtTemporaryPath() throws {
+        let d = PromTempDir()
+        defer { d.remove() }
+        let victim = d.path + "/victim"
+        let fd = open(victim, O_WRONLY | O_CREAT, 0o600)
+        #expect(fd >= 0)
+        _ = "secret\n".withCString { Glibc.write(fd, $0, 7) }
+        close(fd)
+        let w = try MetricsFileWriter(path: d.path + "/ummu.prom")
+        #expect(symlink(victim, w.temporaryPath) == 0)
+        #expect(throws: MetricsFileError.symlinkAtTemporaryPath(w.temporaryPath)) {
+            try w.write("a 1\n")
+        }
+        #expect(try promReadFile(victim) == "secret\n")
+        var st = stat()
+        #expect(lstat(w.temporaryPath, &st) == 0 && (st.st_mode & S_IFMT) == S_IFLNK, "symlink must be left alone")
+        #expect(stat(w.path, &st) != 0, "no metrics file may appear")
+        // A dangling symlink is refused the same way.
+        unlink(w.temporaryPath)
+        #expect(symlink(d.path + "/nowhere", w.temporaryPath) == 0)
+        #expect(throws: MetricsFileError.symlinkAtTemporaryPath(w.temporaryPath)) {
+            try w.write("a 1\n")
+        }
+        #expect(stat(d.path + "/nowhere", &st) != 0, "symlink target must not be created")
+    }
+
+    @Test func staleTemporaryFileIsReplaced() throws {
+        let d = PromTempDir()
+        defer { d.remove() }
+        let w = try MetricsFileWriter(path: d.path + "/ummu.prom")
+        let fd = open(w.temporaryPath, O_WRONLY | O_CREAT, 0o600)
+        close(fd)
+        try w.write("a 3\n")
+        #expect(try promReadFile(w.path) == "a 3\n")
+    }
+
+    /// Unwritable directory: as root, checked in a child that drops to
+    /// uid/gid 65534 (root itself may write anywhere).
+    @Test func unwritableDirectoryIsAClearError() throws {
+        let d = PromTempDir()
+        defer { d.remove() }
+        #expect(chmod(d.path, 0o555) == 0)
+        defer { chmod(d.path, 0o700) }
+        let path = d.path + "/ummu.prom"
+        if geteuid() != 0 {
+            #expect(throws: MetricsFileError.directoryNotWritable(d.path, errno: EACCES)) {
+                try MetricsFileWriter(path: path)
+            }
+            return
+        }
+        // The child needs to reach the directory: /tmp/x is 0555 after chmod
+        // and /tmp is world-searchable.
+        let pid = fork()
+        if pid == 0 {
+            alarm(10)
+            guard setgroups(0, nil) == 0, setgid(65534) == 0,
+                  setuid(65534) == 0 else { _exit(3) }
+            do {
+                _ = try MetricsFileWriter(path: path)
+                _exit(1)
+            } catch MetricsFileError.directoryNotWritable(let dir, errno: EACCES) where dir == d.path {
+                _exit(0)
+            } catch {
+                _exit(2)
+            }
+        }
+        #expect(pid > 0)
+        var status: Int32 = 0
+        #expect(waitpid(pid, &status, 0) == pid)
+        // exited normally with 0: the expected error in the expected shape.
+        #expect(status == 0, "child status \(status): 1 = no error, 2 = other error, 3 = setuid failed")
+        // And a write attempt by the unprivileged writer fails the same way
+        // (checked through the error mapping for EROFS/EACCES at create).
+    }
+
+    /// A reader polling while the writer rewrites many times sees one whole
+    /// version each time, never a mix or a truncated file.
+    @Test func readerNeverSeesAPartialFile() async throws {
+        let d = PromTempDir()
+        defer { d.remove() }
+        let path = d.path + "/ummu.prom"
+        let w = try MetricsFileWriter(path: path)
+        // Two versions of very different sizes (small, ~600 KB), each with
+        // its own last line.
+        let small = "# small\nx 1\nend_small 1\n"
+        var big = "# big\n"
+        for i in 0..<20000 { big += "y{i=\"\(i)\"} \(i)\n" }
+        big += "end_big 1\n"
+        try w.write(small)
+        let bigCopy = big
+        let writes = 150
+        async let writer: Int = Task.detached {
+            for i in 0..<writes { try w.write(i % 2 == 0 ? bigCopy : small) }
+            return writes
+        }.value
+        async let reader: (good: Int, bad: Int) = Task.detached {
+            var good = 0, bad = 0
+            for _ in 0..<400 {
+                let s = try promReadFile(path)
+                if s == small || s == bigCopy { good += 1 } else { bad += 1 }
+            }
+            return (good, bad)
+        }.value
+        let (n, r) = try await (writer, reader)
+        #expect(n == writes)
+        #expect(r.bad == 0)
+        #expect(r.good == 400)
+    }
+}
