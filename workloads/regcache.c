@@ -171,49 +171,21 @@ static void parse_mix(const char *s)
 
 static void parse_args(int argc, char **argv)
 {
-	int i;
+	const struct wl_opt opts[] = {
+		{ "--buffers", WL_U64, &opt.buffers, NULL },
+		{ "--pages-per-buffer", WL_U64, &opt.pages, NULL },
+		{ "--rate", WL_DBL, &opt.rate, NULL },
+		{ "--duration", WL_DBL, &opt.duration, NULL },
+		{ "--ops", WL_U64, &opt.ops, NULL },
+		{ "--mix", WL_FUNC, NULL, parse_mix },
+		{ "--procs", WL_U64, &opt.procs, NULL },
+		{ "--seed", WL_U64, &opt.seed, NULL },
+		{ "--thp", WL_FLAG, &opt.thp, NULL },
+		{ "--json", WL_FLAG, &opt.json, NULL },
+		{ NULL, WL_FLAG, NULL, NULL },
+	};
 
-	for (i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-
-#define NEEDV() do { if (!v) wl_die("%s needs a value", a); i++; } while (0)
-		if (!strcmp(a, "--buffers")) {
-			NEEDV();
-			opt.buffers = wl_parse_u64(a, v);
-		} else if (!strcmp(a, "--pages-per-buffer")) {
-			NEEDV();
-			opt.pages = wl_parse_u64(a, v);
-		} else if (!strcmp(a, "--rate")) {
-			NEEDV();
-			opt.rate = wl_parse_double(a, v);
-		} else if (!strcmp(a, "--duration")) {
-			NEEDV();
-			opt.duration = wl_parse_double(a, v);
-		} else if (!strcmp(a, "--ops")) {
-			NEEDV();
-			opt.ops = wl_parse_u64(a, v);
-		} else if (!strcmp(a, "--mix")) {
-			NEEDV();
-			parse_mix(v);
-		} else if (!strcmp(a, "--procs")) {
-			NEEDV();
-			opt.procs = wl_parse_u64(a, v);
-		} else if (!strcmp(a, "--seed")) {
-			NEEDV();
-			opt.seed = wl_parse_u64(a, v);
-		} else if (!strcmp(a, "--thp")) {
-			opt.thp = 1;
-		} else if (!strcmp(a, "--json")) {
-			opt.json = 1;
-		} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-			usage(0);
-		} else {
-			fprintf(stderr, "regcache: unknown argument '%s'\n", a);
-			usage(2);
-		}
-#undef NEEDV
-	}
+	wl_parse_opts(argc, argv, opts, usage);
 	if (!opt.buffers || opt.buffers > MAX_BUFFERS)
 		wl_die("--buffers must be 1..%u", MAX_BUFFERS);
 	if (!opt.pages || opt.pages > (1u << 20))

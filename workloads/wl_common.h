@@ -77,6 +77,50 @@ static inline double wl_parse_double(const char *opt, const char *s)
 	return v;
 }
 
+/* Table-driven long options: "--name VALUE" or "--flag". */
+enum wl_opt_kind { WL_U64, WL_DBL, WL_FLAG, WL_FUNC };
+
+struct wl_opt {
+	const char *name;
+	enum wl_opt_kind kind;
+	void *dst;			/* uint64_t, double, int; or NULL */
+	void (*fn)(const char *v);	/* WL_FUNC */
+};
+
+static inline void wl_parse_opts(int argc, char **argv,
+				 const struct wl_opt *opts, void (*usage)(int))
+{
+	int i;
+
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		const struct wl_opt *o;
+
+		if (!strcmp(a, "-h") || !strcmp(a, "--help"))
+			usage(0);
+		for (o = opts; o->name; o++)
+			if (!strcmp(a, o->name))
+				break;
+		if (!o->name) {
+			fprintf(stderr, "%s: unknown argument '%s'\n", wl_prog, a);
+			usage(2);
+		}
+		if (o->kind == WL_FLAG) {
+			*(int *)o->dst = 1;
+			continue;
+		}
+		if (i + 1 >= argc)
+			wl_die("%s needs a value", a);
+		i++;
+		if (o->kind == WL_U64)
+			*(uint64_t *)o->dst = wl_parse_u64(a, argv[i]);
+		else if (o->kind == WL_DBL)
+			*(double *)o->dst = wl_parse_double(a, argv[i]);
+		else
+			o->fn(argv[i]);
+	}
+}
+
 /* xorshift64*: deterministic for a given --seed, cheap, good enough. */
 static inline uint64_t wl_rand(uint64_t *s)
 {
