@@ -55,6 +55,7 @@ static struct {
 	int punch;
 	int write;
 	double rate;
+	double push_rate;
 	double duration;
 	uint64_t rounds;
 	uint64_t seed;
@@ -101,7 +102,7 @@ static void usage(int code)
 "  --push-ahead P     push P percent of the pages ahead (default 0)\n"
 "  --push-mode M      before: all pushes before the client starts (exact counts,\n"
 "                     default); background: a pusher thread pushes one page per\n"
-"                     delay-us while the client runs\n"
+"                     delay-us (or --push-rate pages/s) while the client runs\n"
 "  --pattern P        touch order: seq, reverse, random (default), stride\n"
 "  --overlap          every thread touches every page (default: threads split them)\n"
 "  --punch            after each round, punch the memory file and re-check the client\n"
@@ -145,6 +146,7 @@ static void parse_args(int argc, char **argv)
 		{ "--punch", WL_FLAG, &opt.punch, NULL },
 		{ "--write", WL_FLAG, &opt.write, NULL },
 		{ "--rate", WL_DBL, &opt.rate, NULL },
+		{ "--push-rate", WL_DBL, &opt.push_rate, NULL },
 		{ "--rounds", WL_U64, &opt.rounds, NULL },
 		{ "--duration", WL_DBL, &opt.duration, NULL },
 		{ "--seed", WL_U64, &opt.seed, NULL },
@@ -566,11 +568,13 @@ static int push_page(uint64_t p)
 
 static void *pusher(void *arg)
 {
-	uint64_t i, next = wl_now_ns();
+	uint64_t i, next = wl_now_ns(), interval = opt.delay_us * 1000;
 
 	(void)arg;
+	if (opt.push_rate > 0)
+		interval = (uint64_t)(1e9 / opt.push_rate);
 	for (i = 0; i < sv.npush && !atomic_load(&sv.pusher_stop); i++) {
-		next += opt.delay_us * 1000;
+		next += interval;
 		wl_sleep_until(next);
 		push_page(sv.push_list[i]);
 	}

@@ -632,16 +632,38 @@ static void print_summary(const struct stats *s, const int64_t *pids, size_t npi
 	fflush(stdout);
 }
 
+/* The parent of --procs passes a stop on to every child. */
+static pid_t *children;
+static volatile sig_atomic_t nchildren;
+
+static void forward_signal(int sig)
+{
+	sig_atomic_t i;
+
+	(void)sig;
+	wl_stop = 1;
+	for (i = 0; i < nchildren; i++)
+		kill(children[i], SIGTERM);
+}
+
 static int run_procs(void)
 {
 	struct stats total, one;
 	int64_t *pids = calloc(opt.procs, sizeof(*pids));
+	struct sigaction sa;
 	int *fds = calloc(opt.procs, sizeof(*fds));
 	size_t i, got = 0;
 	int failed = 0;
 
-	if (!pids || !fds)
+	children = calloc(opt.procs, sizeof(*children));
+	if (!pids || !fds || !children)
 		wl_die("out of memory");
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = forward_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 	close(open_device(1));	/* fail once, clearly, if it is absent */
 	memset(&total, 0, sizeof(total));
 	for (i = 0; i < opt.procs; i++) {
@@ -654,6 +676,7 @@ static int run_procs(void)
 		if (pid < 0)
 			wl_die("fork: %s", strerror(errno));
 		if (pid == 0) {
+			nchildren = 0;	/* only the parent forwards signals */
 			close(p[0]);
 			run_cache(opt.seed + i * 7919);
 			if (write(p[1], &st, sizeof(st)) != (ssize_t)sizeof(st))
@@ -663,15 +686,17 @@ static int run_procs(void)
 		close(p[1]);
 		pids[i] = pid;
 		fds[i] = p[0];
+		children[i] = pid;
+		nchildren = i + 1;
+		if (wl_stop)
+			kill(pid, SIGTERM);
 	}
 	total.pid = getpid();
 	for (i = 0; i < opt.procs; i++) {
 		ssize_t n;
 
-		/* A signal to us stops the children too. */
 		while ((n = read(fds[i], &one, sizeof(one))) < 0 && errno == EINTR)
-			if (wl_stop)
-				kill((pid_t)pids[i], SIGTERM);
+			;
 		if (n == (ssize_t)sizeof(one)) {
 			add_stats(&total, &one);
 			got++;
