@@ -23,68 +23,62 @@ enum PrometheusSynthetic {
         (4104, "verbs\"bench"), (4105, "rdma-agent"),
     ]
 
-    /// Histogram delta with `n` observations of value v each.
-    static func hist(_ pairs: [(value: UInt64, n: UInt64)]) -> PrometheusLog2Histogram {
-        var h = PrometheusLog2Histogram()
-        for (v, n) in pairs {
-            let slot = v == 0 ? 0 : min(63, 64 - v.leadingZeroBitCount)
-            h.slots[slot] += n
-            h.sum += v * n
-        }
+    /// Histogram with `n` observations of each value.
+    static func hist(_ pairs: [(value: UInt64, n: UInt64)]) -> Histogram {
+        var h = Histogram()
+        for (v, n) in pairs { h.record(v, times: n) }
         return h
     }
 
     /// Round r (1, 2, ...): every round adds the same workload, with the
-    /// stall latency's tail above the 10 ms alert threshold and a few
-    /// dropped ring-buffer events, so every dashboard panel and every alert
-    /// expression has data.
-    static func interval(round r: Int) -> UmmuMetricsInterval {
-        var iv = UmmuMetricsInterval()
-        var un = UmmuMetricsInterval.Ummunotify()
-        var um = UmmuMetricsInterval.Umem()
-        un.invalidations = [UInt64](repeating: 0, count: 9)
-        un.invalidatedBytes = [UInt64](repeating: 0, count: 9)
+    /// stall latency's tail above the 10 ms alert threshold, a few dropped
+    /// ring-buffer events and an un_procs overflow, so every dashboard panel
+    /// and every alert expression has data.
+    static func interval(round r: Int) -> Interval {
+        var un = UmmunotifyTotals()
+        var um = UmemTotals()
+        var rows: [UInt32: ProcessRow] = [:]
         for (i, p) in procs.enumerated() {
             let k = UInt64(i + 1)
-            var row = UmmuMetricsInterval.ProcessRow(pid: p.pid, comm: p.comm)
-            // unmap, clear, protection_vma, ..., scaled by process
-            row.invalidations = [10 * k, 2 * k, k, 0, 0, 0, k, 0, 0]
-            row.invalidatedBytes = row.invalidations.map { $0 * 8192 }
-            row.faults = 20 * k
-            row.faultsWaited = 5 * k
-            for j in 0..<9 {
-                un.invalidations[j] += row.invalidations[j]
-                un.invalidatedBytes[j] += row.invalidatedBytes[j]
+            var pu = ProcessUmmunotify()
+            // unmap, clear, protection_vma, ..., migrate; scaled by process
+            pu.invalidations = [10 * k, 2 * k, k, 0, 0, 0, k, 0, 0]
+            pu.invalidatedBytes = pu.invalidations.map { $0 * 8192 }
+            pu.registrationsHeld = 16 * k
+            var pm = ProcessUmem()
+            pm.faults = 20 * k
+            pm.faultsWaited = 5 * k
+            for j in 0..<Reason.count {
+                un.invalidations[j] += pu.invalidations[j]
+                un.invalidatedBytes[j] += pu.invalidatedBytes[j]
             }
-            um.faults += row.faults
-            um.faultsWaited += row.faultsWaited
-            iv.processes.append(row)
-            un.holders.append(.init(pid: p.pid, comm: p.comm, held: 16 * k))
+            un.registrationsHeld += pu.registrationsHeld
+            um.faults += pm.faults
+            um.faultsWaited += pm.faultsWaited
+            rows[p.pid] = ProcessRow(pid: p.pid, comm: p.comm, ummunotify: pu, umem: pm)
         }
         // Rows lost to a full un_procs map still count in the totals.
         un.invalidations[0] += 3
         un.invalidatedBytes[0] += 3 * 4096
+        un.processOverflow = 1
+        un.registrationsHeld += 5
         un.reportsQueued = 40
         un.reportsMerged = 12
-        un.readEvents = hist([(1, 10), (3, 6), (17, 2)])
-        un.invalidationSpanBytes = hist([(4096, 30), (2 << 20, 5)])
+        un.readBatch = hist([(1, 10), (3, 6), (17, 2)])
+        un.spanBytes = hist([(4096, 30), (2 << 20, 5)])
         um.pagesOnDemand = 250
         um.pagesPushed = 1000
         // Service: 20-200 us; stall: mostly 50 us, 2% at 50 ms (p99 > 10 ms).
-        um.serviceLatencyNs = hist([(20_000, 200), (200_000, 50)])
-        um.stallLatencyNs = hist([(50_000, 98), (50_000_000, 2)])
-        um.readOffsets = hist([(1, 100), (8, 20)])
+        um.serviceLatency = hist([(20_000, 200), (200_000, 50)])
+        um.stallLatency = hist([(50_000, 98), (50_000_000, 2)])
+        um.readBatch = hist([(1, 100), (8, 20)])
         um.pendingRequests = UInt64(r % 4)
-        iv.ummunotify = un
-        iv.umem = um
-        iv.programs = [
-            .init(name: "un_notify", runTimeNs: UInt64(r) * 120_000, runCount: UInt64(r) * 800),
-            .init(name: "um_fault", runTimeNs: UInt64(r) * 90_000, runCount: UInt64(r) * 300),
-        ]
-        iv.eventsDropped = 2
-        iv.mapOverflows = [("un_procs", 1), ("un_ctxs", 0), ("um_procs", 0), ("um_pages", 0),
-                           ("um_stalls", 0), ("um_areas", 0)]
-        return iv
+        let snap = Snapshot(monotonicNs: UInt64(r) * 1_000_000_000, wallNs: Int64(r) * 1_000_000_000,
+                            ummunotify: un, umem: um, processes: rows, droppedEvents: 2,
+                            bpf: [.ummunotify: BPFRunStats(runTimeNs: 120_000, runCount: 800),
+                                  .umem: BPFRunStats(runTimeNs: 90_000, runCount: 300)])
+        // From an empty snapshot: the interval's deltas are the snapshot's values.
+        return Interval(from: Snapshot(), to: snap)
     }
 }
 

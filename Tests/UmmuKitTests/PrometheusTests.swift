@@ -82,41 +82,52 @@ struct PrometheusEncoderTests {
 
     @Test func log2HistogramBecomesCumulativeSeconds() {
         // 0 ns once, 1 ns twice, 3 ns (slot 2) once, 2^40 ns (slot 41) once.
-        var h = PrometheusLog2Histogram()
-        h.slots[0] = 1
-        h.slots[1] = 2
-        h.slots[2] = 1
-        h.slots[41] = 1
-        h.sum = 0 + 2 + 3 + (1 << 40)
-        let s = h.samples(divisor: 1e9, maxSlot: 3, labels: [("side", "x")])
+        var h = Histogram()
+        h.record(0)
+        h.record(1, times: 2)
+        h.record(3)
+        h.record(1 << 40)
+        #expect(h.slots[41] == 1)
+        let s = h.prometheusSamples(divisor: 1e9, maxSlot: 3, labels: [("side", "x")])
         #expect(s.map(\.suffix) == ["_bucket", "_bucket", "_bucket", "_bucket", "_bucket", "_sum", "_count"])
         #expect(s.map { $0.labels.last!.value } == ["0", "1e-09", "3e-09", "7e-09", "+Inf", "x", "x"])
         #expect(s.map(\.value) == [1, 3, 4, 4, 5, Double(h.sum) / 1e9, 5])
         #expect(s[0].labels.first!.name == "side")
-        // Inclusive bounds: slot i holds v < 2^i, i.e. v <= 2^i - 1.
-        #expect(PrometheusLog2Histogram.inclusiveUpperBound(slot: 10) == 1023)
-        #expect(PrometheusLog2Histogram.inclusiveUpperBound(slot: 0) == 0)
+        // A value exactly on a bound lands in the next bucket: 1024 ns is
+        // not <= 1.023e-06 s.
+        var g = Histogram()
+        g.record(1023)
+        g.record(1024)
+        let b = g.prometheusSamples(divisor: 1e9, maxSlot: 11)
+        #expect(b[10].labels[0].value == "1.023e-06" && b[10].value == 1)
+        #expect(b[11].labels[0].value == "2.047e-06" && b[11].value == 2)
     }
 }
 
 @Suite("PrometheusMetricsState")
 struct PrometheusMetricsStateTests {
-    static func row(_ pid: UInt32, _ comm: String, unmap: UInt64, faults: UInt64 = 0) -> UmmuMetricsInterval.ProcessRow {
-        UmmuMetricsInterval.ProcessRow(pid: pid, comm: comm, invalidations: [unmap], invalidatedBytes: [unmap * 4096],
-                                       faults: faults, faultsWaited: faults / 2)
+    static func row(_ pid: UInt32, _ comm: String, unmap: UInt64, faults: UInt64 = 0) -> ProcessRow {
+        var u = ProcessUmmunotify()
+        u.invalidations[0] = unmap
+        u.invalidatedBytes[0] = unmap * 4096
+        var m = ProcessUmem()
+        m.faults = faults
+        m.faultsWaited = faults / 2
+        return ProcessRow(pid: pid, comm: comm, ummunotify: u, umem: m)
     }
 
-    static func interval(_ rows: [UmmuMetricsInterval.ProcessRow], lost: UInt64 = 0) -> UmmuMetricsInterval {
-        var iv = UmmuMetricsInterval()
-        var un = UmmuMetricsInterval.Ummunotify()
-        let unmap = rows.reduce(lost) { $0 + ($1.invalidations.first ?? 0) }
-        un.invalidations = [unmap]
-        un.invalidatedBytes = [unmap * 4096]
-        var um = UmmuMetricsInterval.Umem()
-        um.faults = rows.reduce(0) { $0 + $1.faults }
-        um.faultsWaited = rows.reduce(0) { $0 + $1.faultsWaited }
-        iv.ummunotify = un
-        iv.umem = um
+    /// An interval whose totals are the rows' sums plus `lost` unmap
+    /// invalidations of processes without a row.
+    static func interval(_ rows: [ProcessRow], lost: UInt64 = 0, held: UInt64 = 0) -> Interval {
+        var un = UmmunotifyTotals()
+        let unmap = rows.reduce(lost) { $0 + ($1.ummunotify?.invalidations[0] ?? 0) }
+        un.invalidations[0] = unmap
+        un.invalidatedBytes[0] = unmap * 4096
+        un.registrationsHeld = held
+        var um = UmemTotals()
+        um.faults = rows.reduce(0) { $0 + ($1.umem?.faults ?? 0) }
+        um.faultsWaited = rows.reduce(0) { $0 + ($1.umem?.faultsWaited ?? 0) }
+        var iv = Interval(from: Snapshot(), to: Snapshot(ummunotify: un, umem: um))
         iv.processes = rows
         return iv
     }
@@ -169,20 +180,22 @@ struct PrometheusMetricsStateTests {
 
     @Test func registrationsGaugeIsTopNPlusOther() {
         var st = UmmuMetricsState(config: UmmuMetricsConfig(topN: 1))
-        var iv = UmmuMetricsInterval()
-        var un = UmmuMetricsInterval.Ummunotify()
-        un.holders = [.init(pid: 7, comm: "x", held: 3), .init(pid: 8, comm: "y", held: 9), .init(pid: 9, comm: "z", held: 1)]
-        iv.ummunotify = un
-        st.ingest(iv)
+        func holder(_ pid: UInt32, _ comm: String, _ held: UInt64) -> ProcessRow {
+            var u = ProcessUmmunotify()
+            u.registrationsHeld = held
+            return ProcessRow(pid: pid, comm: comm, ummunotify: u)
+        }
+        // 13 held in rows, 2 more by processes the maps had no room for.
+        st.ingest(Self.interval([holder(7, "x", 3), holder(8, "y", 9), holder(9, "z", 1)], held: 15))
         let f = st.families(now: 1)
         #expect(Self.value(f, UmmuMetricName.registrations, ["pid": "8"]) == 9)
-        #expect(Self.value(f, UmmuMetricName.registrations, ["pid": "other"]) == 4)
+        #expect(Self.value(f, UmmuMetricName.registrations, ["pid": "other"]) == 6)
         #expect(Self.value(f, UmmuMetricName.registrations, ["pid": "7"]) == nil)
     }
 
     @Test func sidesNotLoadedWriteNoFamilies() throws {
         var st = UmmuMetricsState()
-        st.ingest(UmmuMetricsInterval())
+        st.ingest(Interval(from: Snapshot(), to: Snapshot()))
         let names = st.families(now: 5).map(\.name)
         #expect(!names.contains(UmmuMetricName.invalidations))
         #expect(!names.contains(UmmuMetricName.faults))

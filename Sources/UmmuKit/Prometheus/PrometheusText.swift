@@ -3,7 +3,7 @@
 // A family is one `# HELP` line, one `# TYPE` line and its samples, all
 // together (the format forbids interleaving families). Histograms are
 // written as cumulative `_bucket{le="..."}` series ending in `le="+Inf"`,
-// then `_sum` and `_count`. Nothing here knows about BPF or ummu; the
+// then `_sum` and `_count`, built from the model's log2 Histogram. The
 // metric catalogue lives in UmmuMetrics.swift and docs/metrics.md.
 //
 // Reference: https://prometheus.io/docs/instrumenting/exposition_formats/
@@ -51,56 +51,31 @@ public struct PrometheusFamily: Sendable, Equatable {
     }
 }
 
-/// Cumulative log2 histogram in the layout of bpf/ummu_shared.h: slot 0
-/// counts v == 0, slot i (1...62) counts 2^(i-1) <= v < 2^i, slot 63 every
-/// v >= 2^62. `sum` is the sum of the observed values, in the same unit.
-public struct PrometheusLog2Histogram: Sendable, Equatable {
-    public static let slotCount = 64
-    public var slots: [UInt64]
-    public var sum: UInt64
-
-    public init(slots: [UInt64] = [], sum: UInt64 = 0) {
-        var s = Array(slots.prefix(Self.slotCount))
-        if s.count < Self.slotCount { s += Array(repeating: 0, count: Self.slotCount - s.count) }
-        self.slots = s
-        self.sum = sum
-    }
-
-    public var count: UInt64 { slots.reduce(0, &+) }
-
-    /// Adds another histogram (an interval's delta) into this one.
-    public mutating func add(_ other: PrometheusLog2Histogram) {
-        for i in 0..<Self.slotCount { slots[i] &+= other.slots[i] }
-        sum &+= other.sum
-    }
-
-    /// Inclusive upper bound of slot i in the source unit: values are
-    /// integers, so "v < 2^i" is exactly "v <= 2^i - 1". Slot 0 holds only 0.
-    public static func inclusiveUpperBound(slot i: Int) -> Double {
-        i == 0 ? 0 : Double((UInt64(1) << UInt64(min(i, 63))) - 1)
-    }
-
-    /// Samples of a Prometheus histogram: cumulative buckets for slots
-    /// 0...maxSlot with `le` = inclusiveUpperBound / divisor (divisor 1e9
-    /// turns nanoseconds into seconds; dividing by the exact power of ten
-    /// keeps labels short: 1023 ns -> "1.023e-06"), then `+Inf`, `_sum`
-    /// (sum / divisor) and
-    /// `_count`. Slots above maxSlot only reach `+Inf`, so the bucket set is
-    /// fixed over time whatever the data.
-    public func samples(divisor: Double, maxSlot: Int, labels: [(name: String, value: String)] = []) -> [PrometheusSample] {
+extension Histogram {
+    /// Samples of a Prometheus histogram: cumulative `_bucket` series for
+    /// slots 0...maxSlot, then `le="+Inf"`, `_sum` and `_count`.
+    ///
+    /// Values are integers, so slot i (v < 2^i) is exactly v <= 2^i - 1
+    /// (Histogram.upperBound): `le` = upperBound / divisor. Divisor 1e9 turns
+    /// nanoseconds into seconds; dividing by the exact power of ten keeps
+    /// the labels short (1023 ns -> "1.023e-06"). Slots above maxSlot only
+    /// reach `+Inf`, so the bucket set is the same whatever the data.
+    /// `_count` and `+Inf` are the slots' total (what the buckets add up to).
+    public func prometheusSamples(divisor: Double, maxSlot: Int,
+                                  labels: [(name: String, value: String)] = []) -> [PrometheusSample] {
         var out: [PrometheusSample] = []
         out.reserveCapacity(maxSlot + 4)
         var cumulative: UInt64 = 0
-        let top = min(maxSlot, Self.slotCount - 1)
+        let top = min(maxSlot, Histogram.slotCount - 2)
         for i in 0...top {
             cumulative &+= slots[i]
-            let le = PrometheusText.formatValue(Self.inclusiveUpperBound(slot: i) / divisor)
+            let le = PrometheusText.formatValue(Double(Histogram.upperBound(i)) / divisor)
             out.append(PrometheusSample(suffix: "_bucket", labels: labels + [("le", le)], value: Double(cumulative)))
         }
-        let total = count
-        out.append(PrometheusSample(suffix: "_bucket", labels: labels + [("le", "+Inf")], value: Double(total)))
+        let all = total
+        out.append(PrometheusSample(suffix: "_bucket", labels: labels + [("le", "+Inf")], value: Double(all)))
         out.append(PrometheusSample(suffix: "_sum", labels: labels, value: Double(sum) / divisor))
-        out.append(PrometheusSample(suffix: "_count", labels: labels, value: Double(total)))
+        out.append(PrometheusSample(suffix: "_count", labels: labels, value: Double(all)))
         return out
     }
 }

@@ -3,11 +3,10 @@
 // exporter state that turns interval deltas into Prometheus counters with
 // bounded cardinality.
 //
-// Input: one UmmuMetricsInterval per interval, filled from the model (see
-// the adapter at the call site): counters as deltas over the interval,
-// gauges as current values, BPF run statistics as the kernel's cumulative
-// values. Units as the model carries them: nanoseconds and bytes; the
-// families divide nanoseconds by 1e9 into seconds.
+// Input: the model's Interval (Model.swift): counters as deltas over the
+// interval, gauges as of its end. Units as the model carries them,
+// nanoseconds and bytes; the families divide nanoseconds by 1e9 into
+// seconds.
 //
 // Cardinality: per-process series exist for at most `topN` processes at a
 // time; everything else (other processes, rows lost to a full BPF map) is
@@ -55,102 +54,13 @@ public enum UmmuMetricName {
     ]
 }
 
-/// Label values of `reason`, indexed like enum ummu_reason (bpf/ummu_shared.h).
-public let ummuReasonLabels: [String] = [
-    "unmap", "clear", "protection_vma", "protection_page", "soft_dirty",
-    "release", "migrate", "exclusive", "other",
-]
-
 /// The pid and comm label values of the aggregate series.
 public let ummuOtherLabel = "other"
 
-/// One interval's worth of numbers for the exporter.
-public struct UmmuMetricsInterval: Sendable {
-    public struct ProcessRow: Sendable {
-        public var pid: UInt32
-        public var comm: String
-        /// ummunotify: deltas by reason index (ummuReasonLabels), any length <= 9.
-        public var invalidations: [UInt64]
-        public var invalidatedBytes: [UInt64]
-        /// umem: deltas.
-        public var faults: UInt64
-        public var faultsWaited: UInt64
-
-        public init(pid: UInt32, comm: String, invalidations: [UInt64] = [], invalidatedBytes: [UInt64] = [],
-                    faults: UInt64 = 0, faultsWaited: UInt64 = 0) {
-            self.pid = pid
-            self.comm = comm
-            self.invalidations = invalidations
-            self.invalidatedBytes = invalidatedBytes
-            self.faults = faults
-            self.faultsWaited = faultsWaited
-        }
-    }
-
-    public struct Holder: Sendable {
-        public var pid: UInt32
-        public var comm: String
-        public var held: UInt64
-        public init(pid: UInt32, comm: String, held: UInt64) {
-            self.pid = pid
-            self.comm = comm
-            self.held = held
-        }
-    }
-
-    public struct Ummunotify: Sendable {
-        /// Deltas by reason index, all processes (including rows lost to overflow).
-        public var invalidations: [UInt64] = []
-        public var invalidatedBytes: [UInt64] = []
-        public var reportsQueued: UInt64 = 0
-        public var reportsMerged: UInt64 = 0
-        /// Delta histograms: events returned per read(), bytes per invalidation.
-        public var readEvents = PrometheusLog2Histogram()
-        public var invalidationSpanBytes = PrometheusLog2Histogram()
-        /// Registrations held now, per process (summed over its contexts).
-        public var holders: [Holder] = []
-        public init() {}
-    }
-
-    public struct Umem: Sendable {
-        public var faults: UInt64 = 0
-        public var faultsWaited: UInt64 = 0
-        public var pagesOnDemand: UInt64 = 0
-        public var pagesPushed: UInt64 = 0
-        /// Delta histograms in nanoseconds / offsets per server read().
-        public var serviceLatencyNs = PrometheusLog2Histogram()
-        public var stallLatencyNs = PrometheusLog2Histogram()
-        public var readOffsets = PrometheusLog2Histogram()
-        /// Requests pending now, all areas.
-        public var pendingRequests: UInt64 = 0
-        public init() {}
-    }
-
-    public struct ProgramStats: Sendable {
-        public var name: String
-        /// Cumulative since load, as bpf_prog_info reports them.
-        public var runTimeNs: UInt64
-        public var runCount: UInt64
-        public init(name: String, runTimeNs: UInt64, runCount: UInt64) {
-            self.name = name
-            self.runTimeNs = runTimeNs
-            self.runCount = runCount
-        }
-    }
-
-    /// nil when that side is not loaded.
-    public var ummunotify: Ummunotify?
-    public var umem: Umem?
-    /// Per-process deltas, both sides in one row per process.
-    public var processes: [ProcessRow] = []
-    public var programs: [ProgramStats] = []
-    /// Deltas.
-    public var eventsDropped: UInt64 = 0
-    /// Deltas by BPF map name; list every bounded map (0 when nothing
-    /// overflowed) so the series exist before the first overflow.
-    public var mapOverflows: [(map: String, count: UInt64)] = []
-
-    public init() {}
+/// Names of the bounded BPF maps in `ummu_map_overflow_total{map}`.
+public enum UmmuMapName {
+    public static let ummunotify = ["un_procs", "un_ctxs"]
+    public static let umem = ["um_procs", "um_areas", "um_pages", "um_stalls"]
 }
 
 public struct UmmuMetricsConfig: Sendable {
@@ -175,18 +85,22 @@ public struct UmmuMetricsState: Sendable {
     }
 
     struct Series: Sendable {
-        var invalidations = [UInt64](repeating: 0, count: 9)
-        var invalidatedBytes = [UInt64](repeating: 0, count: 9)
+        var invalidations = [UInt64](repeating: 0, count: Reason.count)
+        var invalidatedBytes = [UInt64](repeating: 0, count: Reason.count)
         var faultsWaited: UInt64 = 0
         var faultsNoWait: UInt64 = 0
         var lastActive = 0
 
-        mutating func add(_ r: UmmuMetricsInterval.ProcessRow) {
-            for (i, v) in r.invalidations.prefix(9).enumerated() { invalidations[i] &+= v }
-            for (i, v) in r.invalidatedBytes.prefix(9).enumerated() { invalidatedBytes[i] &+= v }
-            let waited = min(r.faultsWaited, r.faults)
-            faultsWaited &+= waited
-            faultsNoWait &+= r.faults - waited
+        mutating func add(_ r: ProcessRow) {
+            if let u = r.ummunotify {
+                for (i, v) in u.invalidations.prefix(Reason.count).enumerated() { invalidations[i] &+= v }
+                for (i, v) in u.invalidatedBytes.prefix(Reason.count).enumerated() { invalidatedBytes[i] &+= v }
+            }
+            if let u = r.umem {
+                let waited = min(u.faultsWaited, u.faults)
+                faultsWaited &+= waited
+                faultsNoWait &+= u.faults - waited
+            }
         }
     }
 
@@ -197,19 +111,20 @@ public struct UmmuMetricsState: Sendable {
     var unSeen = false
     var unQueued: UInt64 = 0
     var unMerged: UInt64 = 0
-    var unReadEvents = PrometheusLog2Histogram()
-    var unSpan = PrometheusLog2Histogram()
-    var unHolders: [UmmuMetricsInterval.Holder] = []
+    var unReadEvents = Histogram()
+    var unSpan = Histogram()
+    var unHolders: [(pid: UInt32, comm: String, held: UInt64)] = []
+    var unHeldTotal: UInt64 = 0
 
     var umSeen = false
     var umOnDemand: UInt64 = 0
     var umPushed: UInt64 = 0
-    var umService = PrometheusLog2Histogram()
-    var umStall = PrometheusLog2Histogram()
-    var umReadOffsets = PrometheusLog2Histogram()
+    var umService = Histogram()
+    var umStall = Histogram()
+    var umReadOffsets = Histogram()
     var umPending: UInt64 = 0
 
-    var programs: [UmmuMetricsInterval.ProgramStats] = []
+    var programs: [(name: String, stats: BPFRunStats)] = []
     var dropped: UInt64 = 0
     var overflow: [(map: String, count: UInt64)] = []
 
@@ -220,36 +135,22 @@ public struct UmmuMetricsState: Sendable {
     /// Number of processes with their own series now.
     public var trackedCount: Int { tracked.count }
 
-    public mutating func ingest(_ iv: UmmuMetricsInterval) {
-        interval += 1
+    static func activity(_ r: ProcessRow) -> UInt64 {
+        (r.ummunotify?.totalInvalidations ?? 0) &+ (r.umem?.faults ?? 0)
+    }
 
-        // Rows of one process may come split; merge by (pid, comm).
-        var rows: [ProcessKey: UmmuMetricsInterval.ProcessRow] = [:]
-        var order: [ProcessKey] = []
-        for r in iv.processes {
-            let k = ProcessKey(pid: r.pid, comm: r.comm)
-            if var m = rows[k] {
-                m.invalidations = Self.addArrays(m.invalidations, r.invalidations)
-                m.invalidatedBytes = Self.addArrays(m.invalidatedBytes, r.invalidatedBytes)
-                m.faults &+= r.faults
-                m.faultsWaited &+= r.faultsWaited
-                rows[k] = m
-            } else {
-                rows[k] = r
-                order.append(k)
-            }
-        }
-        func activity(_ r: UmmuMetricsInterval.ProcessRow) -> UInt64 {
-            r.invalidations.reduce(0, &+) &+ r.faults
-        }
+    public mutating func ingest(_ iv: Interval) {
+        interval += 1
+        let rows = iv.processes
 
         // Admit newcomers, busiest first, into free or long-idle slots.
-        let candidates = order.filter { tracked[$0] == nil && activity(rows[$0]!) > 0 }
+        let candidates = rows.filter { tracked[ProcessKey(pid: $0.pid, comm: $0.comm)] == nil && Self.activity($0) > 0 }
             .sorted { a, b in
-                let x = activity(rows[a]!), y = activity(rows[b]!)
+                let x = Self.activity(a), y = Self.activity(b)
                 return x != y ? x > y : (a.pid != b.pid ? a.pid < b.pid : a.comm < b.comm)
             }
-        for k in candidates {
+        for r in candidates {
+            let k = ProcessKey(pid: r.pid, comm: r.comm)
             if tracked.count < config.topN {
                 tracked[k] = Series()
                 continue
@@ -266,17 +167,19 @@ public struct UmmuMetricsState: Sendable {
 
         // Credit tracked processes; the rest of the totals goes to other.
         var trackedDelta = Series()
-        for k in order {
-            guard var s = tracked[k], let r = rows[k] else { continue }
+        for r in rows {
+            let k = ProcessKey(pid: r.pid, comm: r.comm)
+            guard var s = tracked[k] else { continue }
             s.add(r)
-            if activity(r) > 0 { s.lastActive = interval }
+            if Self.activity(r) > 0 { s.lastActive = interval }
             tracked[k] = s
             trackedDelta.add(r)
         }
 
+        var maps: [(String, UInt64)] = []
         if let un = iv.ummunotify {
             unSeen = true
-            for i in 0..<9 {
+            for i in 0..<Reason.count {
                 let tot = i < un.invalidations.count ? un.invalidations[i] : 0
                 let bytes = i < un.invalidatedBytes.count ? un.invalidatedBytes[i] : 0
                 other.invalidations[i] &+= Self.monus(tot, trackedDelta.invalidations[i])
@@ -284,9 +187,14 @@ public struct UmmuMetricsState: Sendable {
             }
             unQueued &+= un.reportsQueued
             unMerged &+= un.reportsMerged
-            unReadEvents.add(un.readEvents)
-            unSpan.add(un.invalidationSpanBytes)
-            unHolders = un.holders
+            unReadEvents = unReadEvents.adding(un.readBatch)
+            unSpan = unSpan.adding(un.spanBytes)
+            unHolders = rows.compactMap { r in
+                guard let held = r.ummunotify?.registrationsHeld, held > 0 else { return nil }
+                return (r.pid, r.comm, held)
+            }
+            unHeldTotal = max(un.registrationsHeld, unHolders.reduce(0) { $0 &+ $1.held })
+            maps += [("un_procs", un.processOverflow), ("un_ctxs", un.contextOverflow)]
         }
         if let um = iv.umem {
             umSeen = true
@@ -295,14 +203,24 @@ public struct UmmuMetricsState: Sendable {
             other.faultsNoWait &+= Self.monus(um.faults - waited, trackedDelta.faultsNoWait)
             umOnDemand &+= um.pagesOnDemand
             umPushed &+= um.pagesPushed
-            umService.add(um.serviceLatencyNs)
-            umStall.add(um.stallLatencyNs)
-            umReadOffsets.add(um.readOffsets)
+            umService = umService.adding(um.serviceLatency)
+            umStall = umStall.adding(um.stallLatency)
+            umReadOffsets = umReadOffsets.adding(um.readBatch)
             umPending = um.pendingRequests
+            maps += [("um_procs", um.processOverflow), ("um_areas", um.areaOverflow),
+                     ("um_pages", um.pageOverflow), ("um_stalls", um.stallOverflow)]
         }
-        programs = iv.programs
-        dropped &+= iv.eventsDropped
-        for (map, n) in iv.mapOverflows {
+        for side in Side.allCases {
+            guard let d = iv.bpf[side] else { continue }
+            if let i = programs.firstIndex(where: { $0.name == side.rawValue }) {
+                programs[i].stats.runTimeNs &+= d.runTimeNs
+                programs[i].stats.runCount &+= d.runCount
+            } else {
+                programs.append((side.rawValue, d))
+            }
+        }
+        dropped &+= iv.droppedEvents
+        for (map, n) in maps {
             if let i = overflow.firstIndex(where: { $0.map == map }) {
                 overflow[i].count &+= n
             } else {
@@ -329,8 +247,8 @@ public struct UmmuMetricsState: Sendable {
                 help: "Bytes covered by those invalidations (end - start), by reason and process.",
                 type: .counter)
             for (labels, s) in procs {
-                for i in 0..<9 where s.invalidations[i] > 0 || s.invalidatedBytes[i] > 0 {
-                    let l: L = [("reason", ummuReasonLabels[i])] + labels
+                for i in 0..<Reason.count where s.invalidations[i] > 0 || s.invalidatedBytes[i] > 0 {
+                    let l: L = [("reason", Reason(rawValue: i)?.name ?? "other")] + labels
                     inv.samples.append(PrometheusSample(labels: l, value: Double(s.invalidations[i])))
                     bytes.samples.append(PrometheusSample(labels: l, value: Double(s.invalidatedBytes[i])))
                 }
@@ -347,22 +265,21 @@ public struct UmmuMetricsState: Sendable {
                 help: "Ranges registered with ummunotify and held now, by process (top N, the rest under pid=\"other\").",
                 type: .gauge)
             let holders = unHolders.sorted { $0.held != $1.held ? $0.held > $1.held : $0.pid < $1.pid }
-            var rest: UInt64 = 0
-            for (i, h) in holders.enumerated() {
-                if i < config.topN {
-                    reg.samples.append(PrometheusSample(labels: [("pid", String(h.pid)), ("comm", h.comm)], value: Double(h.held)))
-                } else {
-                    rest &+= h.held
-                }
+            var shown: UInt64 = 0
+            for h in holders.prefix(config.topN) {
+                reg.samples.append(PrometheusSample(labels: [("pid", String(h.pid)), ("comm", h.comm)], value: Double(h.held)))
+                shown &+= h.held
             }
+            // Everyone else, including holders the BPF maps could not keep a row for.
+            let rest = Self.monus(unHeldTotal, shown)
             reg.samples.append(PrometheusSample(labels: [("pid", ummuOtherLabel), ("comm", ummuOtherLabel)], value: Double(rest)))
             out.append(reg)
             out.append(PrometheusFamily(name: UmmuMetricName.readEvents,
                 help: "Events returned per read() of /dev/ummunotify.",
-                type: .histogram, samples: unReadEvents.samples(divisor: 1, maxSlot: 16)))
+                type: .histogram, samples: unReadEvents.prometheusSamples(divisor: 1, maxSlot: 16)))
             out.append(PrometheusFamily(name: UmmuMetricName.invalidationSpan,
                 help: "Bytes per delivered invalidation (end - start).",
-                type: .histogram, samples: unSpan.samples(divisor: 1, maxSlot: 40)))
+                type: .histogram, samples: unSpan.prometheusSamples(divisor: 1, maxSlot: 40)))
         }
         if umSeen {
             var faults = PrometheusFamily(name: UmmuMetricName.faults,
@@ -381,23 +298,23 @@ public struct UmmuMetricsState: Sendable {
                 ]))
             out.append(PrometheusFamily(name: UmmuMetricName.serviceLatency,
                 help: "Time from the first fault on a page to the server's write of that page.",
-                type: .histogram, samples: umService.samples(divisor: 1e9, maxSlot: 36)))
+                type: .histogram, samples: umService.prometheusSamples(divisor: 1e9, maxSlot: 36)))
             out.append(PrometheusFamily(name: UmmuMetricName.stallLatency,
                 help: "Time a faulting thread spent in the fault, from fault to fault done.",
-                type: .histogram, samples: umStall.samples(divisor: 1e9, maxSlot: 36)))
+                type: .histogram, samples: umStall.prometheusSamples(divisor: 1e9, maxSlot: 36)))
             out.append(PrometheusFamily(name: UmmuMetricName.readOffsets,
                 help: "Page offsets handed to the server per read() of a umem area.",
-                type: .histogram, samples: umReadOffsets.samples(divisor: 1, maxSlot: 16)))
+                type: .histogram, samples: umReadOffsets.prometheusSamples(divisor: 1, maxSlot: 16)))
             out.append(PrometheusFamily(name: UmmuMetricName.pendingRequests,
                 help: "Fault requests not yet handed to a server, all areas, at the end of the interval.",
                 type: .gauge, samples: [PrometheusSample(value: Double(umPending))]))
         }
         out.append(PrometheusFamily(name: UmmuMetricName.bpfRunTime,
             help: "Time the kernel spent running each ummu BPF program (counted only while kernel.bpf_stats_enabled is on).",
-            type: .counter, samples: programs.map { PrometheusSample(labels: [("prog", $0.name)], value: Double($0.runTimeNs) / 1e9) }))
+            type: .counter, samples: programs.map { PrometheusSample(labels: [("prog", $0.name)], value: Double($0.stats.runTimeNs) / 1e9) }))
         out.append(PrometheusFamily(name: UmmuMetricName.bpfRunCount,
             help: "Runs of each ummu BPF program (counted only while kernel.bpf_stats_enabled is on).",
-            type: .counter, samples: programs.map { PrometheusSample(labels: [("prog", $0.name)], value: Double($0.runCount)) }))
+            type: .counter, samples: programs.map { PrometheusSample(labels: [("prog", $0.name)], value: Double($0.stats.runCount)) }))
         out.append(PrometheusFamily(name: UmmuMetricName.eventsDropped,
             help: "Per-event records dropped because the BPF ring buffer was full.",
             type: .counter, samples: [PrometheusSample(value: Double(dropped))]))
@@ -420,12 +337,6 @@ public struct UmmuMetricsState: Sendable {
 
     static func monus(_ a: UInt64, _ b: UInt64) -> UInt64 { a > b ? a - b : 0 }
 
-    static func addArrays(_ a: [UInt64], _ b: [UInt64]) -> [UInt64] {
-        var r = [UInt64](repeating: 0, count: max(a.count, b.count))
-        for (i, v) in a.enumerated() { r[i] &+= v }
-        for (i, v) in b.enumerated() { r[i] &+= v }
-        return r
-    }
 }
 
 /// Exporter mode: ingest an interval, write the file atomically.
@@ -445,7 +356,7 @@ public struct UmmuMetricsExporter: Sendable {
     /// Adds the interval and rewrites the file. On a write error the old
     /// file stays (and goes stale: the ExporterStale alert sees it); the
     /// caller reports the error and carries on with the next interval.
-    public mutating func update(_ iv: UmmuMetricsInterval, now: Double = UmmuMetricsExporter.wallClock()) throws {
+    public mutating func update(_ iv: Interval, now: Double = UmmuMetricsExporter.wallClock()) throws {
         state.ingest(iv)
         try writer.write(try state.render(now: now))
         lastWrite = now
