@@ -1,0 +1,53 @@
+// swift-tools-version: 6.3;(experimentalCGen)
+//
+// ummu: BPF aggregation of the ummunotify/umem driver tracepoints and the
+// tools on top of it. `swift build` compiles bpf/*.bpf.c with clang
+// -target bpf (Plugins/BPFEmbed) and embeds the objects in the binaries.
+import PackageDescription
+
+let package = Package(
+    name: "ummu",
+    platforms: [.macOS(.v13)],
+    products: [
+        .library(name: "UmmuKit", targets: ["UmmuKit"]),
+        .executable(name: "ummutrace", targets: ["ummutrace"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // libbpf from the system (Debian: libbpf-dev, libelf-dev, zlib1g-dev).
+        .systemLibrary(
+            name: "CLibbpf",
+            pkgConfig: "libbpf",
+            providers: [.apt(["libbpf-dev", "libelf-dev", "zlib1g-dev"])]
+        ),
+        // Build-tool plugin: bpf/*.bpf.c -> C arrays of the BPF objects.
+        .plugin(name: "BPFEmbed", capability: .buildTool()),
+        // The embedded BPF objects, the shared layouts and a small C shim.
+        .target(
+            name: "UmmuBPF",
+            dependencies: ["CLibbpf"],
+            plugins: ["BPFEmbed"]
+        ),
+        // Everything the executables share: load/attach, snapshots, model, renderers.
+        .target(name: "UmmuKit", dependencies: ["UmmuBPF", "CLibbpf"]),
+        .executableTarget(
+            name: "ummutrace",
+            dependencies: [
+                "UmmuKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // Benchmark (not a test): per-event BPF cost and ring buffer -> NDJSON rate.
+        .executableTarget(
+            name: "ummu-bpf-bench",
+            dependencies: ["UmmuKit", "UmmuBPF", "CLibbpf"],
+            path: "bench/bpf_bench"
+        ),
+        .testTarget(
+            name: "UmmuKitTests",
+            dependencies: ["UmmuKit", "UmmuBPF", "CLibbpf"]
+        ),
+    ]
+)

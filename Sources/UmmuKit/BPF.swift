@@ -1,0 +1,333 @@
+import CLibbpf
+import Glibc
+import UmmuBPF
+
+/// The BPF objects embedded in the binary (see bpf/ and Plugins/BPFEmbed).
+public enum BPFObjectID: Int32, Sendable, CaseIterable {
+    case ummunotify = 0
+    case umem = 1
+    case benchMinimal = 2
+
+    /// Size of the embedded ELF object.
+    public var embeddedSize: Int {
+        var n = 0
+        _ = ummu_object_bytes(rawValue, &n)
+        return n
+    }
+}
+
+/// Number of possible CPUs (the length of a per-CPU map value array).
+public let possibleCPUs: Int = {
+    let n = libbpf_num_possible_cpus()
+    return n > 0 ? Int(n) : 1
+}()
+
+/// Sets libbpf's verbosity (verifier logs to stderr when true).
+public func setLibbpfVerbose(_ verbose: Bool) {
+    ummu_libbpf_set_verbose(verbose ? 1 : 0)
+}
+
+/// One BPF program of a loaded object.
+public struct BPFProgram: @unchecked Sendable {
+    let prog: OpaquePointer
+    public let name: String
+    /// Raw tracepoint this program belongs to (from its SEC("raw_tp/...")).
+    public let tracepoint: String
+
+    public var fd: Int32 { bpf_program__fd(prog) }
+
+    /// Runs the program once with `args` as its raw_tp context (BPF_PROG_TEST_RUN).
+    @discardableResult
+    public func testRun(_ args: [UInt64]) throws -> UInt32 {
+        var ret: UInt32 = 0
+        let rc = args.withUnsafeBufferPointer { buf in
+            ummu_test_run_raw_tp(fd, buf.baseAddress, UInt32(buf.count), &ret)
+        }
+        if rc != 0 {
+            throw UmmuError(.bpf, "test run of \(name) failed: \(UmmuError.errnoText(rc))")
+        }
+        return ret
+    }
+
+    /// run_time_ns and run_cnt as the kernel counts them (when stats are enabled).
+    public func runStats() -> (runTimeNs: UInt64, runCount: UInt64) {
+        var t: UInt64 = 0
+        var c: UInt64 = 0
+        if ummu_prog_stats(fd, &t, &c) != 0 { return (0, 0) }
+        return (t, c)
+    }
+}
+
+/// A map of a loaded object, read through its fd.
+public struct BPFMap: @unchecked Sendable {
+    public let name: String
+    public let fd: Int32
+    public let type: UInt32
+    public let keySize: Int
+    public let valueSize: Int
+    public let maxEntries: Int
+
+    public var isPerCPU: Bool {
+        type == BPF_MAP_TYPE_PERCPU_ARRAY.rawValue || type == BPF_MAP_TYPE_PERCPU_HASH.rawValue
+            || type == BPF_MAP_TYPE_LRU_PERCPU_HASH.rawValue
+    }
+
+    init(name: String, fd: Int32) throws {
+        var t: UInt32 = 0, k: UInt32 = 0, v: UInt32 = 0, m: UInt32 = 0
+        let rc = ummu_map_info(fd, &t, &k, &v, &m)
+        if rc != 0 {
+            throw UmmuError(.bpf, "cannot read map \(name): \(UmmuError.errnoText(rc))")
+        }
+        self.name = name
+        self.fd = fd
+        type = t
+        keySize = Int(k)
+        valueSize = Int(v)
+        maxEntries = Int(m)
+    }
+
+    /// Checks that a Swift view of the value matches the map's layout.
+    func check<K, V>(_ k: K.Type, _ v: V.Type) throws {
+        if MemoryLayout<K>.size != keySize || MemoryLayout<V>.size != valueSize
+            || (isPerCPU && MemoryLayout<V>.stride % 8 != 0) {
+            throw UmmuError(.bpf, "map \(name): layout mismatch between bpf/ummu_shared.h and the loaded object")
+        }
+    }
+
+    /// The value for a key: one element per possible CPU for per-CPU maps,
+    /// otherwise a single element. nil when the key is absent.
+    public func lookup<K: BitwiseCopyable, V: BitwiseCopyable>(_ key: K, as: V.Type) -> [V]? {
+        let n = isPerCPU ? possibleCPUs : 1
+        var key = key
+        let stride = (MemoryLayout<V>.stride + 7) & ~7
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: stride * n, alignment: 8)
+        defer { raw.deallocate() }
+        let rc = bpf_map_lookup_elem(fd, &key, raw)
+        if rc != 0 { return nil }
+        return (0..<n).map { raw.load(fromByteOffset: $0 * stride, as: V.self) }
+    }
+
+    /// All keys, at most maxEntries + 1 of them (a map changing under the walk
+    /// may restart it; the bound keeps the walk finite).
+    public func keys<K: Hashable & BitwiseCopyable>(as: K.Type) -> [K] {
+        var out: [K] = []
+        var seen = Set<K>()
+        let cur = UnsafeMutablePointer<K>.allocate(capacity: 1)
+        let next = UnsafeMutablePointer<K>.allocate(capacity: 1)
+        defer { cur.deallocate(); next.deallocate() }
+        var first = true
+        var steps = 0
+        while steps <= maxEntries {
+            steps += 1
+            let rc = bpf_map_get_next_key(fd, first ? nil : UnsafeRawPointer(cur), next)
+            if rc != 0 { break }
+            first = false
+            let k = next.pointee
+            if seen.insert(k).inserted { out.append(k) }
+            cur.pointee = k
+        }
+        return out
+    }
+
+    @discardableResult
+    public func delete<K: BitwiseCopyable>(_ key: K) -> Bool {
+        var key = key
+        return bpf_map_delete_elem(fd, &key) == 0
+    }
+
+    /// Writes a value (for tests and benches); per-CPU maps take one per CPU.
+    @discardableResult
+    public func update<K: BitwiseCopyable, V: BitwiseCopyable>(_ key: K, _ values: [V]) -> Bool {
+        var key = key
+        let stride = (MemoryLayout<V>.stride + 7) & ~7
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(1, stride * values.count), alignment: 8)
+        defer { raw.deallocate() }
+        raw.initializeMemory(as: UInt8.self, repeating: 0, count: stride * values.count)
+        for (i, v) in values.enumerated() { raw.storeBytes(of: v, toByteOffset: i * stride, as: V.self) }
+        return bpf_map_update_elem(fd, &key, raw, 0) == 0
+    }
+
+    /// Zeroes every element of an array map.
+    public func clearArray() {
+        guard type == BPF_MAP_TYPE_PERCPU_ARRAY.rawValue || type == BPF_MAP_TYPE_ARRAY.rawValue else { return }
+        let n = isPerCPU ? possibleCPUs : 1
+        let stride = (valueSize + 7) & ~7
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: stride * n, alignment: 8)
+        defer { raw.deallocate() }
+        raw.initializeMemory(as: UInt8.self, repeating: 0, count: stride * n)
+        for i in 0..<UInt32(maxEntries) {
+            var k = i
+            bpf_map_update_elem(fd, &k, raw, 0)
+        }
+    }
+
+    /// Deletes every key of a hash map.
+    public func clearHash<K: Hashable & BitwiseCopyable>(as: K.Type) {
+        for k in keys(as: K.self) { delete(k) }
+    }
+
+    /// Sum over CPUs of a per-CPU u64 array element.
+    public func sumU64(at index: UInt32) -> UInt64 {
+        (lookup(index, as: UInt64.self) ?? []).reduce(0, &+)
+    }
+}
+
+/// Options fixed before load.
+public struct LoadOptions: Sendable {
+    /// Only this process (0: all).
+    public var filterPID: UInt32 = 0
+    /// Push per-event records to the ring buffer.
+    public var events = false
+    /// Ring buffer size in bytes (power of two, >= page size).
+    public var ringBytes: UInt32 = 1 << 20
+    /// Overrides of map sizes by map name, e.g. ["um_pages": 64].
+    public var mapSizes: [String: UInt32] = [:]
+
+    public init(filterPID: UInt32 = 0, events: Bool = false, ringBytes: UInt32 = 1 << 20,
+                mapSizes: [String: UInt32] = [:]) {
+        self.filterPID = filterPID
+        self.events = events
+        self.ringBytes = ringBytes
+        self.mapSizes = mapSizes
+    }
+}
+
+/// A loaded (verified) BPF object: programs and maps, attached or not.
+public final class BPFObject: @unchecked Sendable {
+    let obj: OpaquePointer
+    public let id: BPFObjectID
+    public private(set) var programs: [BPFProgram] = []
+    private var links: [OpaquePointer] = []
+
+    /// Opens the embedded object, applies `options` and loads it into the
+    /// kernel. Does not attach.
+    public init(_ id: BPFObjectID, options: LoadOptions = LoadOptions()) throws {
+        self.id = id
+        var err: Int32 = 0
+        guard let o = ummu_object_open(id.rawValue, &err) else {
+            throw UmmuError(.bpf, "cannot open the embedded \(id) BPF object: \(UmmuError.errnoText(err))")
+        }
+        obj = o
+        do {
+            try configure(options)
+            let rc = bpf_object__load(o)
+            if rc != 0 { throw BPFObject.loadError(rc, id: id) }
+        } catch {
+            bpf_object__close(o)
+            throw error
+        }
+        var p = bpf_object__next_program(o, nil)
+        while let prog = p {
+            let name = String(cString: bpf_program__name(prog))
+            let sec = String(cString: bpf_program__section_name(prog))
+            let tp = sec.split(separator: "/", maxSplits: 1).last.map(String.init) ?? sec
+            programs.append(BPFProgram(prog: prog, name: name, tracepoint: tp))
+            p = bpf_object__next_program(o, prog)
+        }
+    }
+
+    private func configure(_ options: LoadOptions) throws {
+        if id != .benchMinimal {
+            var cfg = ummu_config(filter_tgid: options.filterPID, emit_events: options.events ? 1 : 0)
+            let rc = ummu_object_set_config(obj, &cfg)
+            if rc != 0 {
+                throw UmmuError(.bpf, "cannot configure the \(id) BPF object: \(UmmuError.errnoText(rc))")
+            }
+            if let m = bpf_object__find_map_by_name(obj, "events") {
+                // A ring buffer needs a power-of-two size of at least a page.
+                var size = UInt32(max(4096, Int(options.ringBytes)))
+                if size & (size - 1) != 0 { size = UInt32(1) << UInt32(32 - size.leadingZeroBitCount) }
+                bpf_map__set_max_entries(m, size)
+            }
+        }
+        for (name, size) in options.mapSizes {
+            guard let m = bpf_object__find_map_by_name(obj, name) else {
+                throw UmmuError(.usage, "no map named \(name) in the \(id) BPF object")
+            }
+            bpf_map__set_max_entries(m, size)
+        }
+        var p = bpf_object__next_program(obj, nil)
+        while let prog = p {
+            bpf_program__set_autoattach(prog, false)
+            p = bpf_object__next_program(obj, prog)
+        }
+    }
+
+    static func loadError(_ rc: Int32, id: BPFObjectID) -> UmmuError {
+        let e = rc < 0 ? -rc : rc
+        switch e {
+        case EPERM, EACCES:
+            return UmmuError(.privileges, "loading BPF programs needs root or CAP_BPF+CAP_PERFMON (try sudo)")
+        case ENOSYS:
+            return UmmuError(.noBPF, "this kernel has no BPF support (CONFIG_BPF_SYSCALL)")
+        default:
+            let detail = String(cString: ummu_libbpf_last_message())
+            return UmmuError(.bpf, "the kernel refused the \(id) BPF programs: \(UmmuError.errnoText(rc))"
+                + (detail.isEmpty ? "" : " (\(detail))") + "; rerun with --verbose for the verifier log")
+        }
+    }
+
+    deinit {
+        detach()
+        bpf_object__close(obj)
+    }
+
+    public func program(_ name: String) throws -> BPFProgram {
+        guard let p = programs.first(where: { $0.name == name }) else {
+            throw UmmuError(.bpf, "no program \(name) in the \(id) BPF object")
+        }
+        return p
+    }
+
+    public func map(_ name: String) throws -> BPFMap {
+        guard let m = bpf_object__find_map_by_name(obj, name) else {
+            throw UmmuError(.bpf, "no map \(name) in the \(id) BPF object")
+        }
+        return try BPFMap(name: name, fd: bpf_map__fd(m))
+    }
+
+    public var isAttached: Bool { !links.isEmpty }
+
+    /// Attaches every program to its raw tracepoint, all or none.
+    /// ENOENT (tracepoint absent) becomes a driverAbsent error.
+    public func attach() throws {
+        for p in programs {
+            guard let link = bpf_program__attach_raw_tracepoint(p.prog, p.tracepoint) else {
+                let e = errno
+                detach()
+                switch e {
+                case ENOENT:
+                    let driver = id == .umem ? "umem" : "ummunotify"
+                    throw UmmuError(.driverAbsent,
+                        "tracepoint \(driver):\(p.tracepoint) not found: is \(driver).ko loaded? (modprobe \(driver))")
+                case EPERM, EACCES:
+                    throw UmmuError(.privileges, "attaching BPF programs needs root or CAP_BPF+CAP_PERFMON (try sudo)")
+                default:
+                    throw UmmuError(.bpf, "cannot attach \(p.name) to \(p.tracepoint): \(UmmuError.errnoText(e))")
+                }
+            }
+            links.append(link)
+        }
+    }
+
+    /// Detaches every program (idempotent).
+    public func detach() {
+        for l in links { bpf_link__destroy(l) }
+        links.removeAll()
+    }
+}
+
+/// Holds kernel BPF run-time statistics on while alive (BPF_ENABLE_STATS).
+public final class BPFStatsGuard: @unchecked Sendable {
+    private var fd: Int32
+    public init() throws {
+        fd = bpf_enable_stats(BPF_STATS_RUN_TIME)
+        if fd < 0 {
+            throw UmmuError(.bpf, "cannot enable BPF run-time statistics: \(UmmuError.errnoText(errno))")
+        }
+    }
+    public func close() {
+        if fd >= 0 { Glibc.close(fd); fd = -1 }
+    }
+    deinit { close() }
+}

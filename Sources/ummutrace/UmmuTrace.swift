@@ -1,0 +1,182 @@
+import ArgumentParser
+import Glibc
+import UmmuKit
+
+@main
+struct UmmuTrace: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ummutrace",
+        abstract: "Summarize ummunotify invalidations and umem fault service as rates and log2 histograms.",
+        discussion: """
+            Examples:
+              ummutrace              # trace both drivers, print a summary at Ctrl-C
+              ummutrace 1 10         # print 1 second summaries, 10 times
+              ummutrace -mT 5        # 5 second summaries, milliseconds, timestamps
+              ummutrace -p 181 1     # only PID 181
+              ummutrace --umem 1     # only the umem driver
+              ummutrace --json 1     # NDJSON, one object per second (docs/ummutrace.schema.json)
+              ummutrace --events     # one line per tracepoint hit, drops reported every second
+            Needs root (or CAP_BPF+CAP_PERFMON) and the drivers' modules loaded.
+            """
+    )
+
+    @Argument(help: "Output interval in seconds (default: once, at Ctrl-C; 1 with --events).")
+    var interval: Double?
+
+    @Argument(help: "Number of outputs (default: until Ctrl-C).")
+    var count: Int?
+
+    @Flag(name: .customShort("m"), help: "Latency histograms in milliseconds (default microseconds).")
+    var milliseconds = false
+
+    @Flag(name: .customShort("T"), help: "Include a timestamp on each output.")
+    var timestamps = false
+
+    @Option(name: .customShort("p"), help: ArgumentHelp("Trace this process (tgid) only.", valueName: "PID"))
+    var pid: UInt32?
+
+    @Flag(help: "Trace the ummunotify driver only.")
+    var ummunotify = false
+
+    @Flag(help: "Trace the umem driver only.")
+    var umem = false
+
+    @Flag(help: "Newline-delimited JSON on stdout.")
+    var json = false
+
+    @Flag(help: "Print every event from the ring buffer, with dropped counts each interval.")
+    var events = false
+
+    @Option(help: "Ring buffer size in KiB per driver (power of two).")
+    var ringKib: UInt32 = 1024
+
+    @Option(help: "Expire umem fault starts older than this many seconds.")
+    var maxAge: Double = 600
+
+    @Flag(help: "Include the BPF programs' own run time in --json output (enables kernel BPF stats).")
+    var bpfStats = false
+
+    @Flag(help: "Print libbpf and verifier messages.")
+    var verbose = false
+
+    func validate() throws {
+        if let interval, !(interval > 0 && interval <= 86_400) {
+            throw ValidationError("interval must be between 0 and 86400 seconds")
+        }
+        if let count, count <= 0 { throw ValidationError("count must be positive") }
+        if pid == 0 { throw ValidationError("-p needs a process id > 0") }
+        if ringKib < 4 || ringKib > 1 << 20 { throw ValidationError("--ring-kib must be 4..1048576") }
+        if !(maxAge > 0) { throw ValidationError("--max-age must be positive") }
+    }
+
+    func run() throws {
+        do {
+            try trace()
+        } catch let e as UmmuError {
+            var err = OutputBuffer(fd: 2)
+            err.append("ummutrace: \(e.message)\n")
+            err.flush()
+            throw ExitCode(e.exitCode)
+        }
+    }
+
+    func trace() throws {
+        signal(SIGPIPE, SIG_IGN)
+        setLibbpfVerbose(verbose)
+        try checkPrivileges()
+        try checkBPFSupport()
+
+        let sides: [Side] = ummunotify == umem ? Side.allCases : (ummunotify ? [.ummunotify] : [.umem])
+        let options = LoadOptions(filterPID: pid ?? 0, events: events, ringBytes: ringKib * 1024)
+        let stats = bpfStats ? try BPFStatsGuard() : nil
+        defer { stats?.close() }
+        let tracer = try Tracer(sides: sides, required: ummunotify != umem, options: options)
+        defer { tracer.detach() }
+        tracer.maxStartAgeNs = UInt64(maxAge * 1e9)
+        for (_, e) in tracer.absent.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
+            var err = OutputBuffer(fd: 2)
+            err.append("ummutrace: \(e.message); tracing \(tracer.sides.map(\.rawValue).joined(separator: " and ")) only\n")
+            err.flush()
+        }
+        let signals = try SignalWatcher([SIGINT, SIGTERM, SIGHUP])
+        var out = OutputBuffer(fd: 1)
+        if events {
+            try runEvents(tracer, signals, &out)
+        } else {
+            try runIntervals(tracer, signals, &out)
+        }
+    }
+
+    func runIntervals(_ tracer: Tracer, _ signals: SignalWatcher, _ out: inout OutputBuffer) throws {
+        if !json {
+            out.append("Tracing \(tracer.sides.map(\.rawValue).joined(separator: " and "))"
+                + (pid.map { " for PID \($0)" } ?? "") + "... Hit Ctrl-C to end.\n")
+            out.flush()
+        }
+        let text = TextRenderer(milliseconds: milliseconds, timestamps: timestamps)
+        var prev = tracer.snapshot()
+        var printed = 0
+        let intervalNs = UInt64((interval ?? 99_999_999) * 1e9)
+        while true {
+            let stop = signals.wait(untilNs: monotonicNs() + intervalNs, ring: nil)
+            let cur = tracer.snapshot()
+            let iv = Interval(from: prev, to: cur)
+            if json {
+                out.append(JSONRenderer.interval(iv, includeBPFStats: bpfStats))
+                out.append("\n")
+            } else {
+                if stop { out.append("\n") }
+                out.append(text.render(iv))
+                out.append("\n")
+            }
+            if !out.flush() { return }
+            prev = cur
+            printed += 1
+            tracer.maintain()
+            if stop || (count.map { printed >= $0 } ?? false) { return }
+        }
+    }
+
+    func runEvents(_ tracer: Tracer, _ signals: SignalWatcher, _ out: inout OutputBuffer) throws {
+        let objects = [tracer.ummunotify, tracer.umem].compactMap { $0 }
+        let formatter = EventFormatter(style: json ? .json : .text, baseNs: monotonicNs(),
+                                       milliseconds: milliseconds)
+        var delivered: UInt64 = 0
+        var broken = false
+        let stream = try withUnsafeMutablePointer(to: &out) { outPtr in
+            try EventStream(objects: objects) { (e: ummu_event) in
+                formatter.append(e, to: &outPtr.pointee)
+                delivered += 1
+                if outPtr.pointee.bytes.count >= 1 << 16 && !outPtr.pointee.flush() { broken = true }
+            }
+        }
+        if !json { out.append(EventFormatter.textHeader + "\n") }
+        out.flush()
+        var prev = tracer.snapshot()
+        var printed = 0
+        let intervalNs = UInt64((interval ?? 1) * 1e9)
+        while !broken {
+            let stop = withUnsafeMutablePointer(to: &out) { outPtr in
+                signals.wait(untilNs: monotonicNs() + intervalNs, ring: stream) {
+                    if !outPtr.pointee.flush() { broken = true }
+                }
+            }
+            stream.consume()
+            let cur = tracer.snapshot()
+            let dropped = cur.droppedEvents &- prev.droppedEvents
+            if json {
+                out.append(JSONRenderer.drops(endWallNs: cur.wallNs, dropped: dropped, delivered: delivered))
+                out.append("\n")
+            } else {
+                out.append("# \(Fmt.clock(cur.wallNs)) dropped \(dropped) events, delivered \(delivered)\n")
+            }
+            delivered = 0
+            if !out.flush() { return }
+            prev = cur
+            printed += 1
+            tracer.maintain()
+            if stop || (count.map { printed >= $0 } ?? false) { return }
+        }
+    }
+}
+

@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Small helpers shared by the BPF programs: log2 slots, histogram updates,
+ * the PID filter and the event ring buffer. BPF side only.
+ */
+#ifndef UMMU_HELPERS_BPF_H
+#define UMMU_HELPERS_BPF_H
+
+#include <stdbool.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include "ummu_shared.h"
+
+#ifndef E2BIG
+#define E2BIG 7
+#endif
+#ifndef EEXIST
+#define EEXIST 17
+#endif
+
+/* Set by user space before load; folds to constants in the verifier. */
+const volatile struct ummu_config ummu_cfg = {};
+
+/* Per-object event stream; its size is set by user space before load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024);
+} events SEC(".maps");
+
+/* Events the ring buffer had no room for. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} drops SEC(".maps");
+
+/* Bit length of v: 0 for 0, 1 for 1, 2 for 2..3, ... 64 for >= 2^63. */
+static __always_inline __u32 ummu_bitlen(__u64 v)
+{
+	__u32 n = 0;
+
+	if (v >> 32) { v >>= 32; n += 32; }
+	if (v >> 16) { v >>= 16; n += 16; }
+	if (v >> 8) { v >>= 8; n += 8; }
+	if (v >> 4) { v >>= 4; n += 4; }
+	if (v >> 2) { v >>= 2; n += 2; }
+	if (v >> 1) { v >>= 1; n += 1; }
+	return n + (__u32)v;
+}
+
+static __always_inline __u32 ummu_slot(__u64 v)
+{
+	__u32 s = ummu_bitlen(v);
+
+	return s > UMMU_HIST_SLOTS - 1 ? UMMU_HIST_SLOTS - 1 : s;
+}
+
+/* Per-CPU histogram: plain adds. */
+static __always_inline void ummu_hist_add(struct ummu_hist *h, __u64 v)
+{
+	__u32 s = ummu_slot(v);
+
+	if (s < UMMU_HIST_SLOTS)
+		h->slots[s]++;
+	h->count++;
+	h->sum += v;
+}
+
+/* Shared histogram (map value seen by every CPU): atomic adds. */
+static __always_inline void ummu_hist_add_atomic(struct ummu_hist *h, __u64 v)
+{
+	__u32 s = ummu_slot(v);
+
+	if (s < UMMU_HIST_SLOTS)
+		__sync_fetch_and_add(&h->slots[s], 1);
+	__sync_fetch_and_add(&h->count, 1);
+	__sync_fetch_and_add(&h->sum, v);
+}
+
+static __always_inline bool ummu_filtered(__u32 tgid)
+{
+	return ummu_cfg.filter_tgid && ummu_cfg.filter_tgid != tgid;
+}
+
+static __always_inline __u32 ummu_current_tgid(void)
+{
+	return (__u32)(bpf_get_current_pid_tgid() >> 32);
+}
+
+/* Push one event; counts a drop when the ring buffer is full. */
+static __always_inline void ummu_emit(__u32 type, __u32 tgid, const __u64 *args,
+				      __u32 nargs, __u64 ts, __u64 latency)
+{
+	struct ummu_event *e;
+	__u32 zero = 0;
+	__u64 *d;
+	__u32 i;
+
+	if (!ummu_cfg.emit_events)
+		return;
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		d = bpf_map_lookup_elem(&drops, &zero);
+		if (d)
+			(*d)++;
+		return;
+	}
+	e->ts_ns = ts;
+	e->type = type;
+	e->cpu = bpf_get_smp_processor_id();
+	e->tgid = tgid;
+	e->tid = (__u32)bpf_get_current_pid_tgid();
+#pragma unroll
+	for (i = 0; i < UMMU_EVENT_ARGS; i++)
+		e->args[i] = i < nargs ? args[i] : 0;
+	e->latency_ns = latency;
+	bpf_ringbuf_submit(e, 0);
+}
+
+/*
+ * Look up key in a bounded hash map, inserting a zeroed value when absent.
+ * Returns NULL (and bumps *overflow) when the map is full.
+ */
+static __always_inline void *ummu_lookup_or_init(void *map, const void *key,
+						 const void *zero_val,
+						 __u64 *overflow)
+{
+	void *v = bpf_map_lookup_elem(map, key);
+	long err;
+
+	if (v)
+		return v;
+	err = bpf_map_update_elem(map, key, zero_val, BPF_NOEXIST);
+	if (err && err != -EEXIST) {
+		if (overflow)
+			(*overflow)++;
+		return NULL;
+	}
+	return bpf_map_lookup_elem(map, key);
+}
+
+#endif /* UMMU_HELPERS_BPF_H */

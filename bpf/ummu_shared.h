@@ -1,0 +1,220 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * ummu_shared.h - the one place where the BPF programs and user space agree
+ * on bytes: map key/value layouts, enums, the load-time configuration and
+ * the ring-buffer event record.
+ *
+ * Included by bpf/ummunotify.bpf.c, bpf/umem.bpf.c (clang -target bpf) and,
+ * through Sources/UmmuBPF/include/ummu_bpf.h, by the Swift library. Keep every
+ * struct free of implicit padding (explicit __u32 pads) so both compilers
+ * lay it out the same way; the Swift tests check the sizes below.
+ *
+ * Units: nanoseconds (bpf_ktime_get_ns, CLOCK_MONOTONIC) and bytes.
+ */
+#ifndef UMMU_SHARED_H
+#define UMMU_SHARED_H
+
+#include <linux/types.h>
+
+/* Bumped whenever a layout below changes. */
+#define UMMU_ABI_VERSION 1
+
+/* ---- log2 histograms ------------------------------------------------ */
+
+/*
+ * Slot i (1 <= i <= 62) counts values v with 2^(i-1) <= v < 2^i, i.e. v has
+ * bit length i; slot 0 counts v == 0; slot 63 counts every v >= 2^62.
+ * Upper bound of slot i (exclusive) is 2^i; lower bound is 2^(i-1) (0 for 0).
+ */
+#define UMMU_HIST_SLOTS 64
+
+struct ummu_hist {
+	__u64 slots[UMMU_HIST_SLOTS];
+	__u64 count;
+	__u64 sum;
+};
+
+/* ---- load-time configuration (.rodata, set before load) -------------- */
+
+struct ummu_config {
+	__u32 filter_tgid;	/* 0: every process */
+	__u32 emit_events;	/* 1: push struct ummu_event to the ring buffer */
+};
+
+/* ---- ummunotify ------------------------------------------------------ */
+
+/* enum mmu_notifier_event numbers as reported by the driver. */
+enum ummu_reason {
+	UMMU_REASON_UNMAP = 0,
+	UMMU_REASON_CLEAR = 1,
+	UMMU_REASON_PROTECTION_VMA = 2,
+	UMMU_REASON_PROTECTION_PAGE = 3,
+	UMMU_REASON_SOFT_DIRTY = 4,
+	UMMU_REASON_RELEASE = 5,
+	UMMU_REASON_MIGRATE = 6,
+	UMMU_REASON_EXCLUSIVE = 7,
+	UMMU_REASON_OTHER = 8,	/* any number the driver reports beyond 7 */
+	UMMU_NR_REASONS = 9,
+};
+
+/* un_totals: PERCPU_ARRAY[1]; summed over CPUs by user space. */
+struct un_totals {
+	__u64 inval[UMMU_NR_REASONS];	/* invalidations that hit >= 1 range */
+	__u64 bytes[UMMU_NR_REASONS];	/* end - start of those */
+	__u64 notify_nohit;		/* notify firings with hits == 0 */
+	__u64 queued;			/* reports queued */
+	__u64 merged;			/* hits that merged into a queued report */
+	__u64 reads;			/* read() calls */
+	__u64 events_read;		/* events returned by those */
+	__u64 registers;
+	__u64 unregisters;
+	__u64 proc_overflow;		/* un_procs full: per-process row lost */
+	__u64 ctx_overflow;		/* un_ctxs full: per-context row lost */
+	__u64 filtered;			/* dropped by the PID filter */
+};
+
+/* un_hists: PERCPU_ARRAY[UN_NR_HISTS] of struct ummu_hist. */
+enum un_hist_index {
+	UN_HIST_SPAN = 0,	/* bytes per invalidation (end - start) */
+	UN_HIST_READ_BATCH = 1,	/* events returned per read() */
+	UN_NR_HISTS = 2,
+};
+
+/* un_procs: PERCPU_HASH, key __u32 tgid. */
+struct un_proc {
+	__u64 inval[UMMU_NR_REASONS];
+	__u64 bytes[UMMU_NR_REASONS];
+	__u64 queued;
+	__u64 merged;
+	__u64 reads;
+	__u64 events_read;
+	char comm[16];		/* set on insert when current->tgid == key */
+};
+
+/*
+ * un_ctxs: PERCPU_HASH, key __u64 ctx_id. Gauges (held, backlog) are written
+ * on whichever CPU saw the last operation together with a timestamp; user
+ * space takes the value of the CPU slot with the newest timestamp.
+ */
+struct un_ctx {
+	__u32 tgid;
+	__u32 pad;
+	__u64 inval;
+	__u64 bytes;
+	__u64 queued;
+	__u64 merged;
+	__u64 reads;
+	__u64 events_read;
+	__u64 held;		/* registrations held after the last (un)register */
+	__u64 held_ts;
+	__u64 backlog;		/* reports still queued after the last read */
+	__u64 backlog_ts;
+	__u64 generation;	/* last generation counter seen in notify */
+	__u64 generation_ts;
+};
+
+/* ---- umem ------------------------------------------------------------ */
+
+/* umem_fault_done outcome: 0 served, 1 killed, 2 error, 3 interrupted
+ * (kmod/umem_trace.h); 4 counts any other number. */
+#define UMMU_UMEM_OUTCOMES 5
+
+/* um_totals: PERCPU_ARRAY[1]. */
+struct um_totals {
+	__u64 faults;
+	__u64 faults_waited;		/* must_wait != 0 */
+	__u64 done[UMMU_UMEM_OUTCOMES];	/* fault_done by outcome */
+	__u64 reads;			/* server read() calls */
+	__u64 handed;			/* offsets handed to the server */
+	__u64 writes;			/* pages written (served) by the server */
+	__u64 on_demand;		/* written pages that had been requested */
+	__u64 pushed;			/* written pages pushed ahead */
+	__u64 service_unmatched;	/* on-demand write with no fault start */
+	__u64 stall_unmatched;		/* fault_done with no fault start */
+	__u64 page_overflow;		/* um_pages full: service start lost */
+	__u64 stall_overflow;		/* um_stalls full: stall start lost */
+	__u64 proc_overflow;		/* um_procs full */
+	__u64 area_overflow;		/* um_areas full */
+	__u64 filtered;
+};
+
+/* um_hists: PERCPU_ARRAY[UM_NR_HISTS]. */
+enum um_hist_index {
+	UM_HIST_SERVICE = 0,	/* ns: first fault on a page -> server's write */
+	UM_HIST_STALL = 1,	/* ns: fault -> fault_done in the same thread */
+	UM_HIST_READ_BATCH = 2,	/* offsets handed per server read() */
+	UM_NR_HISTS = 3,
+};
+
+/* um_procs: HASH (atomic adds), key __u32 tgid of the faulting process. */
+struct um_proc {
+	__u64 faults;
+	__u64 faults_waited;
+	__u64 on_demand;	/* its pages served on demand */
+	__u64 pad;
+	struct ummu_hist service;
+	struct ummu_hist stall;
+	char comm[16];
+};
+
+/* um_areas: HASH, key __u64 area_id. */
+struct um_area {
+	__u32 client_tgid;	/* tgid of the first faulting process */
+	__u32 pad;
+	__u64 pending;		/* pending requests after the last read */
+	__u64 pending_ts;
+	__u64 faults;
+	__u64 reads;
+	__u64 handed;
+	__u64 on_demand;
+	__u64 pushed;
+};
+
+/* um_pages: HASH, first-fault start of a page awaiting service (value
+ * struct um_page_val); um_stalls uses the same value. */
+struct um_page_key {
+	__u64 area_id;
+	__u64 pgoff;
+};
+
+struct um_page_val {
+	__u64 ts;
+	__u32 tgid;
+	__u32 pad;
+};
+
+/* um_stalls: HASH, fault start per (area, page, thread). */
+struct um_stall_key {
+	__u64 area_id;
+	__u64 pgoff;
+	__u32 tid;
+	__u32 pad;
+};
+
+/* ---- per-event stream (ring buffer "events", drops in "drops") ------- */
+
+enum ummu_event_type {
+	UMMU_EV_UN_NOTIFY = 1,	/* args: ctx, tgid, start, end, reason, hits, queued, gen */
+	UMMU_EV_UN_READ = 2,	/* args: ctx, events, still_queued */
+	UMMU_EV_UN_REGISTER = 3,	/* args: ctx, cookie, start, end, held_after */
+	UMMU_EV_UN_UNREGISTER = 4,	/* same */
+	UMMU_EV_UM_FAULT = 5,	/* args: area, pgoff, must_wait, tgid */
+	UMMU_EV_UM_FAULT_DONE = 6,	/* args: area, pgoff, outcome; latency = stall */
+	UMMU_EV_UM_READ = 7,	/* args: area, handed, pending */
+	UMMU_EV_UM_WRITE = 8,	/* args: area, pgoff, on_demand; latency = service */
+	UMMU_EV_MAX = 8,
+};
+
+#define UMMU_EVENT_ARGS 8
+
+struct ummu_event {
+	__u64 ts_ns;
+	__u32 type;
+	__u32 cpu;
+	__u32 tgid;		/* process the event is about */
+	__u32 tid;		/* current thread */
+	__u64 args[UMMU_EVENT_ARGS];	/* the tracepoint's args, in order */
+	__u64 latency_ns;	/* 0 when not applicable or unmatched */
+};
+
+#endif /* UMMU_SHARED_H */
