@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""Static checks: the dashboard JSON parses and is importable as is; the
+file the exporter wrote has exactly the families of docs/metrics.md (same
+TYPE and HELP); the dashboard and the rules use only those families.
+
+usage: check_names.py DOCS DASHBOARD RULES METRICS_FILE
+"""
+
+import re
+import sys
+
+from ummu_prom_common import (METRIC_RE, Report, dashboard_queries, docs_families,
+                              family_of, file_families, load_dashboard, rules_of)
+
+
+def main():
+    docs_path, dash_path, rules_path, metrics_path = sys.argv[1:5]
+    r = Report()
+
+    docs, dupes = docs_families(docs_path)
+    r.check("docs/metrics.md lists families", len(docs) >= 10, f"found {len(docs)}")
+    r.check("docs/metrics.md lists each family once", not dupes, f"duplicates: {dupes}")
+    bad_suffix = [n for n, (t, _) in docs.items() if (t == "counter") != n.endswith("_total")]
+    r.check("counters and only counters end in _total", not bad_suffix, str(bad_suffix))
+    bad_unit = [n for n in docs if re.search(r"_(ms|us|ns|milliseconds|microseconds|nanoseconds|kb|mb|kib|mib)(_|$)", n)]
+    r.check("names use base units", not bad_unit, str(bad_unit))
+
+    written, samples = file_families(metrics_path)
+    r.check("exporter file has every documented family", set(docs) <= set(written),
+            f"missing: {sorted(set(docs) - set(written))}")
+    r.check("exporter file has no undocumented family", set(written) <= set(docs),
+            f"undocumented: {sorted(set(written) - set(docs))}")
+    wrong = [n for n in docs if n in written and written[n] != docs[n]]
+    r.check("TYPE and HELP in the file match docs/metrics.md", not wrong,
+            "; ".join(f"{n}: file {written[n]} docs {docs[n]}" for n in wrong))
+    hist = {n for n, (t, _) in docs.items() if t == "histogram"}
+    empty = [n for n in written if not any(re.match(re.escape(n) + r"(_bucket|_sum|_count)?[{ ]", s) for s in samples)]
+    r.check("every family in the file has samples", not empty, str(empty))
+
+    try:
+        dash = load_dashboard(dash_path)
+        parsed = True
+    except Exception as e:  # noqa: BLE001 - the message is the result
+        parsed = False
+        r.check("dashboard JSON parses", False, str(e))
+    if parsed:
+        r.check("dashboard JSON parses", True)
+        r.check("dashboard has title, uid and schemaVersion",
+                all(dash.get(k) for k in ("title", "uid", "schemaVersion")))
+        r.check("dashboard is not an export with __inputs (imports with no prompts)", "__inputs" not in dash)
+        names = [v.get("name") for v in dash.get("templating", {}).get("list", [])]
+        r.check("dashboard variables: datasource, instance, process",
+                all(n in names for n in ("datasource", "instance", "process")), str(names))
+        panels = [p for p in dash.get("panels", []) if p.get("type") != "row"]
+        ids = [p.get("id") for p in dash.get("panels", [])]
+        r.check("panel ids unique", len(ids) == len(set(ids)), str(ids))
+        no_ds = [p.get("title") for p in panels
+                 if (p.get("datasource") or {}).get("uid") != "${datasource}"
+                 or any((t.get("datasource") or {}).get("uid") != "${datasource}" for t in p.get("targets", []))]
+        r.check("every panel and target uses the $datasource variable", not no_ds, str(no_ds))
+        no_expr = [p.get("title") for p in panels if not any(t.get("expr") for t in p.get("targets", []))]
+        r.check("every panel has a query", not no_expr, str(no_expr))
+        off_grid = [p.get("title") for p in dash.get("panels", [])
+                    if p["gridPos"]["x"] + p["gridPos"]["w"] > 24]
+        r.check("panels fit the 24-column grid", not off_grid, str(off_grid))
+        titles = " ".join(p.get("title", "") for p in panels).lower()
+        wanted = ["invalidation rate by reason", "invalidation rate by process", "registrations held",
+                  "events per read", "fault rate", "service latency", "stall latency", "pending requests"]
+        r.check("dashboard has the issue's panels", all(w in titles for w in wanted),
+                str([w for w in wanted if w not in titles]))
+        heat = [p for p in panels if p.get("type") == "heatmap"]
+        r.check("latency heatmaps read pre-bucketed series",
+                len(heat) >= 2 and all(t.get("format") == "heatmap" for p in heat for t in p["targets"]))
+        quant = [e for _, e in dashboard_queries(dash) if "histogram_quantile" in e]
+        r.check("p50/p99 panels use histogram_quantile on _bucket by le",
+                len(quant) >= 4 and all("_bucket" in e and "le" in e for e in quant))
+
+        used = set()
+        for where, expr in dashboard_queries(dash):
+            for m in METRIC_RE.findall(expr):
+                used.add(family_of(m, hist))
+        unknown = sorted(used - set(docs))
+        r.check("dashboard uses only documented families", not unknown, str(unknown))
+        unwritten = sorted(used - set(written))
+        r.check("dashboard uses only families the exporter writes", not unwritten, str(unwritten))
+        r.check("dashboard uses the main families",
+                len(used) >= 12, f"uses {len(used)}: {sorted(used)}")
+
+    rules = rules_of(rules_path)
+    r.check("rules file has alerts", any("alert" in x for _, x in rules))
+    used = set()
+    for _, rule in rules:
+        for m in METRIC_RE.findall(rule["expr"]):
+            used.add(family_of(m, hist))
+    r.check("rules use only documented families", used <= set(docs), str(sorted(used - set(docs))))
+    r.check("rules use only families the exporter writes", used <= set(written), str(sorted(used - set(written))))
+    alerts = {x.get("alert") for _, x in rules}
+    want = {"UmmuStallLatencyP99High", "UmmuEventsDropped", "UmmuExporterStale"}
+    r.check("rules have the stall p99, dropped events and stale alerts", want <= alerts, str(alerts))
+    r.finish()
+
+
+if __name__ == "__main__":
+    main()
