@@ -42,6 +42,20 @@ result() {
 	out=
 }
 
+# run_stopped SECONDS CMD...: run CMD --json in the background, SIGTERM it
+# after SECONDS; sets pid, rc and out.
+run_stopped() {
+	secs=$1
+	shift
+	"$@" --json >/tmp/wl-check.out &
+	pid=$!
+	sleep "$secs"
+	kill -TERM "$pid"
+	wait "$pid"
+	rc=$?
+	out=$(cat /tmp/wl-check.out)
+}
+
 # regcache with one operation kind: exact counts (README.md, "regcache").
 #   check_kind KIND BUFFERS OPS INVAL_PER_OP GEN_PER_OP HINTS_PER_OP
 check_kind() {
@@ -92,13 +106,7 @@ expect "pids" "$(printf '%s' "$out" | sed 's/.*"pids":\[\([^]]*\)\].*/\1/' | tr 
 result "regcache --procs 3: per-process sums"
 
 # SIGTERM ends an unbounded run with a summary and status 0.
-"$bin/regcache" --rate 50 --json >/tmp/wl-regcache.out &
-pid=$!
-sleep 2
-kill -TERM "$pid"
-wait "$pid"
-rc=$?
-out=$(cat /tmp/wl-regcache.out)
+run_stopped 2 "$bin/regcache" --rate 50
 expect "exit status" "$rc" -eq 0
 expect "pid" "$(j "$out" pid)" -eq "$pid"
 expect "ops_total" "$(j "$out" ops_total)" -ge 1
@@ -155,13 +163,7 @@ expect "errors_total" "$(j "$out" errors_total)" -eq 0
 result "postcopy: background push over 3 rounds serves each page once"
 
 # SIGTERM to the server stops an unbounded, rate-limited run cleanly.
-"$bin/postcopy" --pages 4096 --rounds 0 --rate 200 --json >/tmp/wl-postcopy.out &
-pid=$!
-sleep 3
-kill -TERM "$pid"
-wait "$pid"
-rc=$?
-out=$(cat /tmp/wl-postcopy.out)
+run_stopped 3 "$bin/postcopy" --pages 4096 --rounds 0 --rate 200
 expect "exit status" "$rc" -eq 0
 expect "pid_server" "$(j "$out" pid_server)" -eq "$pid"
 expect "touches" "$(j "$out" touches)" -ge 1
