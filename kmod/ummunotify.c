@@ -1,0 +1,757 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * ummunotify: relay MMU invalidations of watched address ranges of a
+ * process to user space through /dev/ummunotify.
+ *
+ * A library that caches per-range state (an RDMA memory registration, a
+ * GPU mapping) registers the range with a cookie; when the kernel
+ * invalidates any part of it (munmap, mremap, madvise(DONTNEED), fork's
+ * write protection, migration, swap-out, mprotect, ...) the library reads
+ * one report per affected registration.  The user ABI (uapi header
+ * <linux/ummunotify.h>) is fixed; see docs/ummunotify.md for the design.
+ *
+ * Data structures (one struct ummunotify_ctx per open file):
+ *  - tree:    interval tree of registrations by [start, last]; an
+ *             invalidation walks only the registrations it overlaps, so it
+ *             costs O(log n + hits).
+ *  - cookies: rbtree of the same registrations by user cookie; register,
+ *             unregister and the duplicate check cost O(log n).
+ *  - queue:   FIFO of registrations with an unread report.  The report is
+ *             embedded in the registration, so the notifier never
+ *             allocates and one registration has at most one report.
+ *
+ * Locking:
+ *  - ctx->lock (spinlock) protects everything in the context that changes
+ *    after open: both trees, the queue and every registration's report
+ *    state (queue link, hint, hits, reading/dead/orphan), nregs, nqueued,
+ *    generation (and its copy in the counter page), need_last, used and
+ *    mm_dead.  It is a spinlock because the invalidate callback may run in
+ *    non-blockable context (OOM reaper: !mmu_notifier_range_blockable());
+ *    nothing sleeps, allocates, faults or calls into other subsystems while
+ *    it is held, and it nests inside whatever locks the mm core holds
+ *    around invalidate_range_start (mmap_lock, i_mmap_rwsem, page table
+ *    locks are never taken under it).  It is never taken from interrupt
+ *    context, so plain spin_lock() is enough.
+ *  - Wake-ups (ctx->read_wq, ctx->unreg_wq) and SIGIO (ctx->fasync) are
+ *    issued after dropping ctx->lock.
+ *  - read() copies reports to user space without ctx->lock (the copy may
+ *    fault, and a fault may invalidate this very mm).  Registrations whose
+ *    report is being copied are marked ->reading; UNREGISTER_REGION waits
+ *    (killable) until that copy is done, so once it returns no report of
+ *    that cookie can still be delivered, and the registration is never
+ *    freed under a reader.  If the copy faults the reports not copied are
+ *    put back at the head of the queue, merged with any newer report.
+ *  - The mm: mmu_notifier_register() is called at open with a reference
+ *    from mmgrab(); ->release (mm exit, or our own unregister) sets
+ *    mm_dead, after which no report is produced.  The file's release
+ *    unregisters the notifier (which waits for running callbacks via SRCU)
+ *    before freeing anything, then drops the mm reference.
+ *
+ * Module lifetime: the file operations' owner pins the module while any
+ * file is open, and nothing outlives the last file (no deferred callbacks).
+ */
+
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/atomic.h>
+#include <linux/fs.h>
+#include <linux/interval_tree_generic.h>
+#include <linux/miscdevice.h>
+#include <linux/mm.h>
+#include <linux/mmu_notifier.h>
+#include <linux/module.h>
+#include <linux/poll.h>
+#include <linux/rbtree.h>
+#include <linux/sched.h>
+#include <linux/sched/mm.h>
+#include <linux/sched/signal.h>
+#include <linux/slab.h>
+#include <linux/spinlock.h>
+#include <linux/uaccess.h>
+#include <linux/version.h>
+#include <linux/wait.h>
+
+#include <linux/ummunotify.h>
+
+#define CREATE_TRACE_POINTS
+#include "ummunotify_trace.h"
+
+static unsigned int max_regions = 1U << 20;
+module_param(max_regions, uint, 0644);
+MODULE_PARM_DESC(max_regions,
+		 "Maximum registered regions per open file, read at open (default 1048576); REGISTER_REGION beyond it fails with ENOSPC");
+
+/* Reports copied per batch of read(); bounded to keep the stack small. */
+#define UMMUNOTIFY_READ_BATCH	8
+
+struct ummunotify_reg {
+	/* ctx->tree: the interval [start, last], last = end - 1 */
+	struct rb_node		it_node;
+	u64			start;
+	u64			last;
+	u64			subtree_last;
+	/* ctx->cookies */
+	struct rb_node		cookie_node;
+	u64			user_cookie;
+	/* ctx->queue while a report is unread; empty otherwise */
+	struct list_head	queue;
+	u64			hint_start;
+	u64			hint_end;
+	/* invalidations in the queued report: 1, or 2 for "more than one" */
+	u32			hits;
+	/* the report is being copied to user space by read() */
+	bool			reading;
+	/* unregistered while reading: the reader must not requeue it */
+	bool			dead;
+	/* unregister gave up waiting (fatal signal): the reader frees it */
+	bool			orphan;
+};
+
+struct ummunotify_ctx {
+	struct mmu_notifier	mn;
+	struct mm_struct	*mm;
+	u64			id;
+	u32			tgid;
+	u32			max_regions;
+
+	spinlock_t		lock;
+	struct rb_root_cached	tree;
+	struct rb_root		cookies;
+	struct list_head	queue;
+	u32			nregs;
+	u32			nqueued;
+	u64			generation;
+	/* reports were returned since the last LAST event */
+	bool			need_last;
+	/* some operation ran: EXCHANGE_FEATURES is no longer allowed */
+	bool			used;
+	/* the mm is gone (->release ran): no more reports */
+	bool			mm_dead;
+
+	/* the generation counter page that user space may map read-only */
+	u64			*counter;
+
+	wait_queue_head_t	read_wq;
+	wait_queue_head_t	unreg_wq;
+	struct fasync_struct	*fasync;
+};
+
+#define REG_START(reg)	((reg)->start)
+#define REG_LAST(reg)	((reg)->last)
+
+INTERVAL_TREE_DEFINE(struct ummunotify_reg, it_node, u64, subtree_last,
+		     REG_START, REG_LAST, static, ummunotify_it)
+
+static atomic64_t ummunotify_next_id = ATOMIC64_INIT(0);
+
+static void ummunotify_set_vm_flags(struct vm_area_struct *vma,
+				    vm_flags_t set, vm_flags_t clear)
+{
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 3, 0)
+	vm_flags_mod(vma, set, clear);
+#else
+	vma->vm_flags = (vma->vm_flags | set) & ~clear;
+#endif
+}
+
+/* Called with ctx->lock held. */
+static struct ummunotify_reg *ummunotify_find_cookie(struct ummunotify_ctx *ctx,
+						     u64 cookie)
+{
+	struct rb_node *node = ctx->cookies.rb_node;
+
+	while (node) {
+		struct ummunotify_reg *reg =
+			rb_entry(node, struct ummunotify_reg, cookie_node);
+
+		if (cookie < reg->user_cookie)
+			node = node->rb_left;
+		else if (cookie > reg->user_cookie)
+			node = node->rb_right;
+		else
+			return reg;
+	}
+	return NULL;
+}
+
+/* Called with ctx->lock held; false if the cookie is already in use. */
+static bool ummunotify_insert_cookie(struct ummunotify_ctx *ctx,
+				     struct ummunotify_reg *new)
+{
+	struct rb_node **link = &ctx->cookies.rb_node, *parent = NULL;
+
+	while (*link) {
+		struct ummunotify_reg *reg =
+			rb_entry(*link, struct ummunotify_reg, cookie_node);
+
+		parent = *link;
+		if (new->user_cookie < reg->user_cookie)
+			link = &parent->rb_left;
+		else if (new->user_cookie > reg->user_cookie)
+			link = &parent->rb_right;
+		else
+			return false;
+	}
+	rb_link_node(&new->cookie_node, parent, link);
+	rb_insert_color(&new->cookie_node, &ctx->cookies);
+	return true;
+}
+
+static bool ummunotify_readable(struct ummunotify_ctx *ctx)
+{
+	return !list_empty(&ctx->queue) || ctx->need_last;
+}
+
+static void ummunotify_wake(struct ummunotify_ctx *ctx)
+{
+	wake_up_interruptible(&ctx->read_wq);
+	kill_fasync(&ctx->fasync, SIGIO, POLL_IN);
+}
+
+/*
+ * The mm is being torn down (exit_mmap), or our own unregister runs.
+ * Stop producing reports; what is queued stays readable.
+ */
+static void ummunotify_mn_release(struct mmu_notifier *mn,
+				  struct mm_struct *mm)
+{
+	struct ummunotify_ctx *ctx = container_of(mn, struct ummunotify_ctx, mn);
+
+	spin_lock(&ctx->lock);
+	ctx->mm_dead = true;
+	spin_unlock(&ctx->lock);
+	/* Readers waiting for reports that can no longer come get EOF. */
+	ummunotify_wake(ctx);
+}
+
+/*
+ * May run in non-blockable context (mmu_notifier_range_blockable() false,
+ * e.g. the OOM reaper): takes only ctx->lock, never sleeps or allocates,
+ * and therefore never needs to return -EAGAIN.
+ */
+static int ummunotify_mn_invalidate_range_start(struct mmu_notifier *mn,
+				const struct mmu_notifier_range *range)
+{
+	struct ummunotify_ctx *ctx = container_of(mn, struct ummunotify_ctx, mn);
+	struct ummunotify_reg *reg;
+	u32 hits = 0, queued = 0;
+	u64 start = range->start, end = range->end, generation;
+
+	if (unlikely(end <= start))
+		return 0;
+
+	spin_lock(&ctx->lock);
+	if (ctx->mm_dead) {
+		spin_unlock(&ctx->lock);
+		return 0;
+	}
+	for (reg = ummunotify_it_iter_first(&ctx->tree, start, end - 1); reg;
+	     reg = ummunotify_it_iter_next(reg, start, end - 1)) {
+		hits++;
+		if (list_empty(&reg->queue)) {
+			reg->hint_start = max(start, reg->start);
+			reg->hint_end = min(end - 1, reg->last) + 1;
+			reg->hits = 1;
+			list_add_tail(&reg->queue, &ctx->queue);
+			ctx->nqueued++;
+			queued++;
+		} else {
+			reg->hits = 2;	/* merged: the hint is lost */
+		}
+	}
+	if (hits) {
+		ctx->generation++;
+		WRITE_ONCE(*ctx->counter, ctx->generation);
+	}
+	generation = ctx->generation;
+	spin_unlock(&ctx->lock);
+
+	if (queued)
+		ummunotify_wake(ctx);
+	trace_ummunotify_notify(ctx->id, ctx->tgid, start, end, range->event,
+				hits, queued, generation);
+	return 0;
+}
+
+static const struct mmu_notifier_ops ummunotify_mn_ops = {
+	.release		= ummunotify_mn_release,
+	.invalidate_range_start	= ummunotify_mn_invalidate_range_start,
+};
+
+static int ummunotify_open(struct inode *inode, struct file *file)
+{
+	struct ummunotify_ctx *ctx;
+	int ret;
+
+	/* The context only reports; it has nothing to write. */
+	if (file->f_mode & FMODE_WRITE)
+		return -EINVAL;
+	if (!current->mm)
+		return -EINVAL;
+
+	ctx = kzalloc(sizeof(*ctx), GFP_KERNEL_ACCOUNT);
+	if (!ctx)
+		return -ENOMEM;
+	ctx->counter = (u64 *)get_zeroed_page(GFP_KERNEL_ACCOUNT);
+	if (!ctx->counter) {
+		ret = -ENOMEM;
+		goto err_free_ctx;
+	}
+
+	spin_lock_init(&ctx->lock);
+	ctx->tree = RB_ROOT_CACHED;
+	ctx->cookies = RB_ROOT;
+	INIT_LIST_HEAD(&ctx->queue);
+	init_waitqueue_head(&ctx->read_wq);
+	init_waitqueue_head(&ctx->unreg_wq);
+	ctx->id = atomic64_inc_return(&ummunotify_next_id);
+	ctx->tgid = task_tgid_nr(current);
+	ctx->max_regions = READ_ONCE(max_regions);
+
+	/* Our own reference to ctx->mm, dropped after the notifier is gone. */
+	ctx->mm = current->mm;
+	mmgrab(ctx->mm);
+	ctx->mn.ops = &ummunotify_mn_ops;
+	ret = mmu_notifier_register(&ctx->mn, ctx->mm);
+	if (ret)
+		goto err_mmdrop;
+
+	file->private_data = ctx;
+	return stream_open(inode, file);
+
+err_mmdrop:
+	mmdrop(ctx->mm);
+	free_page((unsigned long)ctx->counter);
+err_free_ctx:
+	kfree(ctx);
+	return ret;
+}
+
+static int ummunotify_release(struct inode *inode, struct file *file)
+{
+	struct ummunotify_ctx *ctx = file->private_data;
+	struct ummunotify_reg *reg, *next;
+	unsigned int n = 0;
+
+	/* Calls ->release if the mm is still alive and waits for callbacks. */
+	mmu_notifier_unregister(&ctx->mn, ctx->mm);
+	mmdrop(ctx->mm);
+
+	/* No reader, no notifier: nothing else can see the registrations. */
+	rbtree_postorder_for_each_entry_safe(reg, next, &ctx->cookies,
+					     cookie_node) {
+		kfree(reg);
+		if (!(++n % 4096))
+			cond_resched();
+	}
+	free_page((unsigned long)ctx->counter);
+	kfree(ctx);
+	return 0;
+}
+
+/* Called with ctx->lock held: fill one report and take it off the queue. */
+static void ummunotify_dequeue(struct ummunotify_ctx *ctx,
+			       struct ummunotify_reg *reg,
+			       struct ummunotify_event *ev)
+{
+	ev->type = UMMUNOTIFY_EVENT_TYPE_INVAL;
+	ev->user_cookie_counter = reg->user_cookie;
+	if (reg->hits == 1) {
+		ev->flags = UMMUNOTIFY_EVENT_FLAG_HINT;
+		ev->hint_start = reg->hint_start;
+		ev->hint_end = reg->hint_end;
+	} else {
+		ev->flags = 0;
+		ev->hint_start = reg->start;
+		ev->hint_end = reg->last + 1;
+	}
+	list_del_init(&reg->queue);
+	ctx->nqueued--;
+	reg->reading = true;
+}
+
+/*
+ * Called with ctx->lock held, for a report read() dequeued and could not
+ * copy: put it back at the head of the queue, merged with any report
+ * queued since.  Returns true when the caller must free @reg.
+ */
+static bool ummunotify_requeue(struct ummunotify_ctx *ctx,
+			       struct ummunotify_reg *reg,
+			       const struct ummunotify_event *ev, u32 hits)
+{
+	reg->reading = false;
+	if (reg->dead)
+		return reg->orphan;
+
+	if (list_empty(&reg->queue)) {
+		reg->hits = hits;
+		reg->hint_start = ev->hint_start;
+		reg->hint_end = ev->hint_end;
+		ctx->nqueued++;
+	} else {
+		reg->hits = 2;
+	}
+	list_move(&reg->queue, &ctx->queue);
+	return false;
+}
+
+static ssize_t ummunotify_read(struct file *file, char __user *buf,
+			       size_t count, loff_t *pos)
+{
+	struct ummunotify_ctx *ctx = file->private_data;
+	struct ummunotify_event ev[UMMUNOTIFY_READ_BATCH];
+	struct ummunotify_reg *regs[UMMUNOTIFY_READ_BATCH];
+	u32 hits[UMMUNOTIFY_READ_BATCH];
+	size_t max_events = count / sizeof(ev[0]);
+	size_t done = 0;
+	u32 nqueued = 0;
+	int ret;
+
+	if (!max_events)
+		return -EINVAL;
+
+	spin_lock(&ctx->lock);
+	ctx->used = true;
+	spin_unlock(&ctx->lock);
+
+	while (done < max_events) {
+		struct ummunotify_reg *reg;
+		LIST_HEAD(to_free);
+		unsigned int n = 0, ok, i;
+		bool freed = false, had_last;
+		unsigned long left;
+
+		spin_lock(&ctx->lock);
+		while (!ummunotify_readable(ctx)) {
+			bool dead = ctx->mm_dead;
+
+			spin_unlock(&ctx->lock);
+			/* Return what we have rather than block for more. */
+			if (done)
+				goto out;
+			if (dead)
+				return 0;
+			if (file->f_flags & O_NONBLOCK)
+				return -EAGAIN;
+			ret = wait_event_interruptible(ctx->read_wq,
+					READ_ONCE(ctx->need_last) ||
+					READ_ONCE(ctx->mm_dead) ||
+					!list_empty_careful(&ctx->queue));
+			if (ret)
+				return ret;
+			spin_lock(&ctx->lock);
+		}
+
+		had_last = ctx->need_last;
+		while (n < UMMUNOTIFY_READ_BATCH && done + n < max_events &&
+		       !list_empty(&ctx->queue)) {
+			reg = list_first_entry(&ctx->queue,
+					       struct ummunotify_reg, queue);
+			hits[n] = reg->hits;
+			regs[n] = reg;
+			ummunotify_dequeue(ctx, reg, &ev[n]);
+			n++;
+			ctx->need_last = true;
+		}
+		if (n < UMMUNOTIFY_READ_BATCH && done + n < max_events &&
+		    list_empty(&ctx->queue) && ctx->need_last) {
+			ev[n].type = UMMUNOTIFY_EVENT_TYPE_LAST;
+			ev[n].flags = 0;
+			ev[n].hint_start = 0;
+			ev[n].hint_end = 0;
+			ev[n].user_cookie_counter = ctx->generation;
+			regs[n] = NULL;
+			n++;
+			ctx->need_last = false;
+		}
+		spin_unlock(&ctx->lock);
+
+		left = copy_to_user(buf + done * sizeof(ev[0]), ev,
+				    n * sizeof(ev[0]));
+		ok = n - DIV_ROUND_UP(left, sizeof(ev[0]));
+
+		spin_lock(&ctx->lock);
+		for (i = 0; i < ok; i++) {
+			reg = regs[i];
+			if (!reg)
+				continue;
+			reg->reading = false;
+			if (reg->dead) {
+				freed = true;
+				if (reg->orphan)
+					list_add(&reg->queue, &to_free);
+			}
+		}
+		/* Put back what was not copied, last first, to keep order. */
+		for (i = n; i-- > ok; ) {
+			reg = regs[i];
+			if (!reg)
+				continue;
+			if (reg->dead)
+				freed = true;
+			if (ummunotify_requeue(ctx, reg, &ev[i], hits[i]))
+				list_add(&reg->queue, &to_free);
+		}
+		/* A LAST is owed only once some report really was returned. */
+		if (ok < n)
+			ctx->need_last = ok || done || had_last;
+		nqueued = ctx->nqueued;
+		spin_unlock(&ctx->lock);
+
+		if (freed)
+			wake_up_all(&ctx->unreg_wq);
+		while (!list_empty(&to_free)) {
+			reg = list_first_entry(&to_free, struct ummunotify_reg,
+					       queue);
+			list_del(&reg->queue);
+			kfree(reg);
+		}
+		done += ok;
+		if (left) {
+			if (ok < n)
+				ummunotify_wake(ctx);
+			if (!done)
+				return -EFAULT;
+			break;
+		}
+		/* A LAST event ends the read. */
+		if (!regs[n - 1])
+			break;
+	}
+out:
+	trace_ummunotify_read(ctx->id, done, nqueued);
+	return done * sizeof(ev[0]);
+}
+
+static __poll_t ummunotify_poll(struct file *file, poll_table *wait)
+{
+	struct ummunotify_ctx *ctx = file->private_data;
+	__poll_t mask = 0;
+
+	poll_wait(file, &ctx->read_wq, wait);
+	spin_lock(&ctx->lock);
+	if (ummunotify_readable(ctx))
+		mask = EPOLLIN | EPOLLRDNORM;
+	else if (ctx->mm_dead)
+		mask = EPOLLHUP;
+	spin_unlock(&ctx->lock);
+	return mask;
+}
+
+static int ummunotify_fasync(int fd, struct file *file, int on)
+{
+	struct ummunotify_ctx *ctx = file->private_data;
+
+	return fasync_helper(fd, file, on, &ctx->fasync);
+}
+
+static long ummunotify_exchange_features(struct ummunotify_ctx *ctx,
+					 __u32 __user *arg)
+{
+	u32 features;
+	bool used;
+
+	spin_lock(&ctx->lock);
+	used = ctx->used;
+	ctx->used = true;
+	spin_unlock(&ctx->lock);
+	if (used)
+		return -EINVAL;
+
+	if (get_user(features, arg))
+		return -EFAULT;
+	/* No optional features are defined yet. */
+	features = 0;
+	if (put_user(features, arg))
+		return -EFAULT;
+	return 0;
+}
+
+static long ummunotify_register_region(struct ummunotify_ctx *ctx,
+				       void __user *arg)
+{
+	struct ummunotify_register_ioctl r;
+	struct ummunotify_reg *reg;
+	u32 nregs;
+	int ret;
+
+	spin_lock(&ctx->lock);
+	ctx->used = true;
+	spin_unlock(&ctx->lock);
+
+	if (copy_from_user(&r, arg, sizeof(r)))
+		return -EFAULT;
+	if (r.flags || r.reserved || r.start >= r.end)
+		return -EINVAL;
+
+	reg = kzalloc(sizeof(*reg), GFP_KERNEL_ACCOUNT);
+	if (!reg)
+		return -ENOMEM;
+	reg->start = r.start;
+	reg->last = r.end - 1;
+	reg->user_cookie = r.user_cookie;
+	INIT_LIST_HEAD(&reg->queue);
+
+	spin_lock(&ctx->lock);
+	if (ctx->nregs >= ctx->max_regions) {
+		ret = -ENOSPC;
+		goto err_unlock;
+	}
+	if (!ummunotify_insert_cookie(ctx, reg)) {
+		ret = -EINVAL;
+		goto err_unlock;
+	}
+	ummunotify_it_insert(reg, &ctx->tree);
+	nregs = ++ctx->nregs;
+	spin_unlock(&ctx->lock);
+
+	trace_ummunotify_register(ctx->id, r.user_cookie, r.start, r.end,
+				  nregs);
+	return 0;
+
+err_unlock:
+	spin_unlock(&ctx->lock);
+	kfree(reg);
+	return ret;
+}
+
+static bool ummunotify_reg_read_done(struct ummunotify_ctx *ctx,
+				     struct ummunotify_reg *reg)
+{
+	bool reading;
+
+	spin_lock(&ctx->lock);
+	reading = reg->reading;
+	spin_unlock(&ctx->lock);
+	return !reading;
+}
+
+static long ummunotify_unregister_region(struct ummunotify_ctx *ctx,
+					 __u64 __user *arg)
+{
+	struct ummunotify_reg *reg;
+	u64 cookie, start, end;
+	bool reading;
+	u32 nregs;
+
+	spin_lock(&ctx->lock);
+	ctx->used = true;
+	spin_unlock(&ctx->lock);
+
+	if (get_user(cookie, arg))
+		return -EFAULT;
+
+	spin_lock(&ctx->lock);
+	reg = ummunotify_find_cookie(ctx, cookie);
+	if (!reg) {
+		spin_unlock(&ctx->lock);
+		return -EINVAL;
+	}
+	rb_erase(&reg->cookie_node, &ctx->cookies);
+	ummunotify_it_remove(reg, &ctx->tree);
+	if (!list_empty(&reg->queue)) {
+		list_del_init(&reg->queue);
+		ctx->nqueued--;
+	}
+	nregs = --ctx->nregs;
+	reading = reg->reading;
+	if (reading)
+		reg->dead = true;
+	spin_unlock(&ctx->lock);
+	start = reg->start;
+	end = reg->last + 1;
+
+	/*
+	 * A read() is copying this registration's report right now: let it
+	 * finish, so that no report of the cookie is delivered after we
+	 * return and the reader does not touch freed memory.
+	 */
+	if (reading &&
+	    wait_event_killable(ctx->unreg_wq,
+				ummunotify_reg_read_done(ctx, reg))) {
+		spin_lock(&ctx->lock);
+		reading = reg->reading;
+		if (reading)
+			reg->orphan = true;	/* the reader frees it */
+		spin_unlock(&ctx->lock);
+	} else {
+		reading = false;
+	}
+	if (!reading)
+		kfree(reg);
+
+	trace_ummunotify_unregister(ctx->id, cookie, start, end, nregs);
+	return reading ? -EINTR : 0;
+}
+
+static long ummunotify_ioctl(struct file *file, unsigned int cmd,
+			     unsigned long arg)
+{
+	struct ummunotify_ctx *ctx = file->private_data;
+	void __user *uarg = (void __user *)arg;
+
+	switch (cmd) {
+	case UMMUNOTIFY_EXCHANGE_FEATURES:
+		return ummunotify_exchange_features(ctx, uarg);
+	case UMMUNOTIFY_REGISTER_REGION:
+		return ummunotify_register_region(ctx, uarg);
+	case UMMUNOTIFY_UNREGISTER_REGION:
+		return ummunotify_unregister_region(ctx, uarg);
+	default:
+		return -ENOTTY;
+	}
+}
+
+/*
+ * The generation counter: one read-only page, offset 0, any length from 1
+ * to PAGE_SIZE.  VM_MAYWRITE is cleared so mprotect() cannot make it
+ * writable later; VM_DONTEXPAND stops mremap() from growing it.
+ */
+static int ummunotify_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	struct ummunotify_ctx *ctx = file->private_data;
+
+	if (vma->vm_pgoff || vma->vm_end - vma->vm_start != PAGE_SIZE)
+		return -EINVAL;
+	if (vma->vm_flags & VM_WRITE)
+		return -EPERM;
+
+	ummunotify_set_vm_flags(vma, VM_DONTEXPAND | VM_DONTDUMP, VM_MAYWRITE);
+	return vm_insert_page(vma, vma->vm_start, virt_to_page(ctx->counter));
+}
+
+static const struct file_operations ummunotify_fops = {
+	.owner		= THIS_MODULE,
+	.open		= ummunotify_open,
+	.release	= ummunotify_release,
+	.read		= ummunotify_read,
+	.poll		= ummunotify_poll,
+	.fasync		= ummunotify_fasync,
+	.unlocked_ioctl	= ummunotify_ioctl,
+	.compat_ioctl	= compat_ptr_ioctl,
+	.mmap		= ummunotify_mmap,
+};
+
+static struct miscdevice ummunotify_misc = {
+	.minor	= MISC_DYNAMIC_MINOR,
+	.name	= "ummunotify",
+	.fops	= &ummunotify_fops,
+	.mode	= 0444,
+};
+
+static int __init ummunotify_init(void)
+{
+	return misc_register(&ummunotify_misc);
+}
+
+static void __exit ummunotify_exit(void)
+{
+	misc_deregister(&ummunotify_misc);
+}
+
+module_init(ummunotify_init);
+module_exit(ummunotify_exit);
+
+MODULE_AUTHOR("ummu project");
+MODULE_DESCRIPTION("Relay MMU invalidations of watched ranges to user space");
+MODULE_LICENSE("GPL");
