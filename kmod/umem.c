@@ -1,0 +1,820 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * /dev/umem: memory whose page faults are served by another process
+ *
+ * The user ABI is docs/abi.md (kmod/include/uapi/linux/umem.h); the design,
+ * in more words, is docs/umem.md; the tracepoints are docs/tracepoints.md.
+ *
+ * Objects
+ *
+ *   struct umem_area: one per open of /dev/umem.  After UMEM_INIT it has
+ *   npages pages, a backing memory file (shmem, handed to user space as
+ *   shmem_fd) and:
+ *     pages    xarray  pgoff -> struct page *: the area's own copy of every
+ *                      served page, copied out of the memory file when the
+ *                      offset is written.  The fault handler maps this page
+ *                      (read-only; a private write CoWs it into an anonymous
+ *                      page), so the server may punch its copy out of the
+ *                      memory file at any time after write() returned.
+ *     reqs     xarray  pgoff -> struct umem_req *: pages a fault asked for
+ *                      that are not served yet (at most one per offset).
+ *     pending  list    the reqs not yet handed to the server by read(),
+ *                      oldest first.
+ *   An offset is in at most one of pages/reqs, so it is reported at most
+ *   once while unserved and never after it was served.
+ *
+ * Lifetime (struct umem_area is refcounted by ->ref)
+ *
+ *   - the umem file (the fd of /dev/umem) holds one reference;
+ *   - mmap() does not leave the umem file in the VMA: it installs a separate
+ *     anon-inode file ("[umem]", holding one reference) as vm_file.  So the
+ *     umem file's ->release really means "no fd is left: nobody can serve any
+ *     more".  Then the area is marked released, every thread waiting for a
+ *     page wakes and gets SIGBUS, and later faults on unserved pages get
+ *     SIGBUS at once; served pages stay readable as long as the mapping.
+ *   - a faulting thread that drops the fault lock to wait holds a reference
+ *     for the wait (the VMA, and so the mapping file, may go meanwhile).
+ *   Served pages are freed with the area (last reference), never earlier.
+ *
+ * Locking
+ *
+ *   area->lock (mutex) protects reqs, pending, npending, released, nr_vmas
+ *   and shmem, and serialises the insertion of served pages.  Readers of
+ *   area->pages do not take it: entries are only ever added (under
+ *   area->lock) and only removed when the area is freed, so an xa_load()
+ *   (RCU inside) result stays valid while the caller holds a reference.
+ *   area->lock is never held across copy_{to,from}_user(), a read of the
+ *   memory file or a sleep for the server.
+ *
+ *   Order: mmap_lock / per-VMA lock  ->  area->lock  ->  xa_lock.
+ *
+ *   Waits: area->read_wq (read/poll: pending became non-empty) and
+ *   area->fault_wq[hash(pgoff)] (faulters: the page was served or the area
+ *   released).  Waiters re-check their condition locklessly (xa_load,
+ *   READ_ONCE(released)); writers change the state under area->lock and wake
+ *   afterwards, so no wake-up is lost.
+ *
+ * Fault path (umem_vm_fault), following the rules of handle_userfault():
+ *   - served: map our page (vmf->page); no lock dropped, no wait;
+ *   - unserved: queue a request once, wake the server, then
+ *     FAULT_FLAG_RETRY_NOWAIT: return VM_FAULT_RETRY at once (lock held);
+ *     FAULT_FLAG_ALLOW_RETRY: release the fault lock (mmap_lock, or the
+ *       per-VMA lock on kernels that have it: release_fault_lock()), wait
+ *       interruptibly (FAULT_FLAG_INTERRUPTIBLE) or killably, return
+ *       VM_FAULT_RETRY; the core retries the fault, which maps the page;
+ *     otherwise (GUP without retry: ptrace, /proc/pid/mem): wait killably
+ *       with the lock held and map the page, or SIGBUS when killed.
+ *   On 6.8+ the core calls ->fault of a VMA without ->map_pages only under
+ *   mmap_lock (vmf_can_call_fault()); the handler still releases whichever
+ *   lock vmf->flags says it holds.
+ *
+ * Memory bounds: everything is charged to the caller's memcg
+ * (__GFP_ACCOUNT, XA_FLAGS_ACCOUNT, SLAB_ACCOUNT).  Per area: one page per
+ * served offset and one small request per requested unserved offset, both
+ * bounded by the area's size, which is capped at UMEM_MAX_SIZE.  Nothing else
+ * grows with user input: read() and write() work in bounded batches.
+ */
+
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/anon_inodes.h>
+#include <linux/file.h>
+#include <linux/fs.h>
+#include <linux/hash.h>
+#include <linux/highmem.h>
+#include <linux/miscdevice.h>
+#include <linux/mm.h>
+#include <linux/module.h>
+#include <linux/mutex.h>
+#include <linux/pagemap.h>
+#include <linux/poll.h>
+#include <linux/sched/signal.h>
+#include <linux/seq_file.h>
+#include <linux/shmem_fs.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+#include <linux/version.h>
+#include <linux/wait.h>
+#include <linux/xarray.h>
+
+#include <linux/umem.h>
+
+#define CREATE_TRACE_POINTS
+#include "umem_trace.h"
+
+/*
+ * Largest area: 64 TiB, half of x86-64's 4-level user address space.  No
+ * memory is allocated in proportion to the size up front; the cap only keeps
+ * page offsets, file sizes and mappings far from any overflow.
+ */
+#define UMEM_MAX_SIZE		BIT_ULL(46)
+
+#define UMEM_WQ_BITS		6	/* 64 hashed fault wait queues per area */
+#define UMEM_BATCH		32	/* offsets per read()/write() batch */
+
+struct umem_req {
+	struct list_head node;		/* on area->pending until read */
+	pgoff_t pgoff;
+};
+
+struct umem_area {
+	struct kref ref;
+	u64 id;				/* for tracepoints and fdinfo */
+	pgoff_t npages;			/* 0 until UMEM_INIT */
+	bool ready;			/* UMEM_INIT done; smp_load_acquire */
+
+	struct mutex lock;		/* see "Locking" above */
+	struct xarray pages;		/* served pgoff -> struct page * */
+	struct xarray reqs;		/* requested pgoff -> struct umem_req * */
+	struct list_head pending;	/* requests not yet read, oldest first */
+	unsigned long npending;
+	unsigned long nserved;
+	bool released;			/* umem file gone: nobody serves */
+	unsigned int nr_vmas;		/* VMAs using the mapping file */
+	struct file *shmem;		/* the memory file, until released */
+
+	wait_queue_head_t read_wq;
+	wait_queue_head_t fault_wq[1 << UMEM_WQ_BITS];
+};
+
+static struct kmem_cache *umem_req_cache;
+static atomic64_t umem_next_id = ATOMIC64_INIT(0);
+
+static wait_queue_head_t *umem_fault_wq(struct umem_area *area, pgoff_t pgoff)
+{
+	return &area->fault_wq[hash_long(pgoff, UMEM_WQ_BITS)];
+}
+
+static void umem_area_free(struct kref *ref)
+{
+	struct umem_area *area = container_of(ref, struct umem_area, ref);
+	struct page *page;
+	unsigned long idx;
+
+	/* ->release emptied reqs and dropped shmem before the last put. */
+	WARN_ON_ONCE(!xa_empty(&area->reqs) || area->shmem);
+	xa_for_each(&area->pages, idx, page)
+		put_page(page);
+	xa_destroy(&area->pages);
+	xa_destroy(&area->reqs);
+	kfree(area);
+}
+
+static void umem_area_put(struct umem_area *area)
+{
+	kref_put(&area->ref, umem_area_free);
+}
+
+/* Served page of @pgoff, or NULL.  Valid while the caller holds a ref. */
+static struct page *umem_served(struct umem_area *area, pgoff_t pgoff)
+{
+	return xa_load(&area->pages, pgoff);
+}
+
+static bool umem_resolved(struct umem_area *area, pgoff_t pgoff)
+{
+	return umem_served(area, pgoff) || READ_ONCE(area->released);
+}
+
+/* ------------------------------------------------------------------ */
+/* Fault side                                                           */
+
+enum umem_req_result {
+	UMEM_REQ_SERVED,	/* served meanwhile: map it */
+	UMEM_REQ_WAIT,		/* requested (now or earlier): wait */
+	UMEM_REQ_DEAD,		/* no server left: SIGBUS */
+	UMEM_REQ_NOMEM,
+};
+
+/*
+ * Record that @pgoff is wanted; hand it to the server once.  Emits
+ * umem_fault (see umem_vm_fault()) under area->lock, before the request
+ * becomes visible to read(), so a trace shows the fault before the read.
+ */
+static enum umem_req_result umem_request(struct umem_area *area, pgoff_t pgoff,
+					 unsigned int fault_flags)
+{
+	bool first = !(fault_flags & FAULT_FLAG_TRIED);
+	enum umem_req_result res = UMEM_REQ_WAIT;
+	struct umem_req *req;
+	bool queued = false;
+
+	mutex_lock(&area->lock);
+	if (umem_served(area, pgoff)) {
+		res = UMEM_REQ_SERVED;
+		if (first)
+			trace_umem_fault(area->id, pgoff, 0, current->tgid);
+		goto out;
+	}
+	if (area->released) {
+		res = UMEM_REQ_DEAD;
+		if (first)
+			trace_umem_fault(area->id, pgoff, 1, current->tgid);
+		goto out;
+	}
+	if (!xa_load(&area->reqs, pgoff)) {
+		req = kmem_cache_alloc(umem_req_cache, GFP_KERNEL);
+		if (!req) {
+			res = UMEM_REQ_NOMEM;
+			goto out;
+		}
+		req->pgoff = pgoff;
+		if (xa_err(xa_store(&area->reqs, pgoff, req,
+				    GFP_KERNEL_ACCOUNT))) {
+			kmem_cache_free(umem_req_cache, req);
+			res = UMEM_REQ_NOMEM;
+			goto out;
+		}
+		list_add_tail(&req->node, &area->pending);
+		area->npending++;
+		queued = true;
+	}
+	if (!(fault_flags & FAULT_FLAG_RETRY_NOWAIT))
+		trace_umem_fault(area->id, pgoff, 1, current->tgid);
+out:
+	mutex_unlock(&area->lock);
+	if (queued)
+		wake_up_interruptible_poll(&area->read_wq, EPOLLIN | EPOLLRDNORM);
+	return res;
+}
+
+static void umem_release_fault_lock(struct vm_fault *vmf)
+{
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 5, 0)
+	release_fault_lock(vmf);	/* mmap_lock or per-VMA lock */
+#else
+	mmap_read_unlock(vmf->vma->vm_mm);
+#endif
+}
+
+static u32 umem_wait_outcome(struct umem_area *area, pgoff_t pgoff)
+{
+	if (umem_served(area, pgoff))
+		return UMEM_FAULT_SERVED;
+	if (READ_ONCE(area->released))
+		return UMEM_FAULT_ERROR;
+	if (fatal_signal_pending(current))
+		return UMEM_FAULT_KILLED;
+	return UMEM_FAULT_INTERRUPTED;
+}
+
+static vm_fault_t umem_map_served(struct vm_fault *vmf, struct page *page)
+{
+	get_page(page);
+	vmf->page = page;
+	return 0;
+}
+
+/*
+ * Tracepoints: a fault that enters here for the first time (no
+ * FAULT_FLAG_TRIED) emits umem_fault, and umem_fault_done when it is
+ * resolved in this call (served or SIGBUS) or its wait ends.  The retry the
+ * core makes after our wait (FAULT_FLAG_TRIED) emits nothing if the page is
+ * served or the area dead: it is the tail of a fault already counted.
+ * A retried entry that still has to wait (after a non-fatal signal, or after
+ * a FAULT_FLAG_RETRY_NOWAIT attempt) starts a new umem_fault/umem_fault_done
+ * pair.  FAULT_FLAG_RETRY_NOWAIT attempts emit nothing.
+ */
+static vm_fault_t umem_vm_fault(struct vm_fault *vmf)
+{
+	struct umem_area *area = vmf->vma->vm_file->private_data;
+	bool first = !(vmf->flags & FAULT_FLAG_TRIED);
+	pgoff_t pgoff = vmf->pgoff;
+	wait_queue_head_t *wq;
+	struct page *page;
+	u32 outcome;
+
+	if (unlikely(pgoff >= area->npages))
+		return VM_FAULT_SIGBUS;
+
+	page = umem_served(area, pgoff);
+	if (likely(page)) {
+		if (first) {
+			trace_umem_fault(area->id, pgoff, 0, current->tgid);
+			trace_umem_fault_done(area->id, pgoff,
+					      UMEM_FAULT_SERVED);
+		}
+		return umem_map_served(vmf, page);
+	}
+
+	/* Core dumps and exiting tasks do not wait for a server. */
+	if (current->flags & (PF_EXITING | PF_DUMPCORE))
+		return VM_FAULT_SIGBUS;
+
+	switch (umem_request(area, pgoff, vmf->flags)) {
+	case UMEM_REQ_SERVED:
+		if (first)
+			trace_umem_fault_done(area->id, pgoff,
+					      UMEM_FAULT_SERVED);
+		return umem_map_served(vmf, umem_served(area, pgoff));
+	case UMEM_REQ_DEAD:
+		if (first)
+			trace_umem_fault_done(area->id, pgoff, UMEM_FAULT_ERROR);
+		return VM_FAULT_SIGBUS;
+	case UMEM_REQ_NOMEM:
+		return VM_FAULT_OOM;
+	case UMEM_REQ_WAIT:
+		break;
+	}
+
+	if (vmf->flags & FAULT_FLAG_RETRY_NOWAIT)
+		return VM_FAULT_RETRY;
+
+	wq = umem_fault_wq(area, pgoff);
+	if (!(vmf->flags & FAULT_FLAG_ALLOW_RETRY)) {
+		/* Cannot drop the lock: wait holding it, killably. */
+		wait_event_killable(*wq, umem_resolved(area, pgoff));
+		outcome = umem_wait_outcome(area, pgoff);
+		trace_umem_fault_done(area->id, pgoff, outcome);
+		if (outcome != UMEM_FAULT_SERVED)
+			return VM_FAULT_SIGBUS;
+		return umem_map_served(vmf, umem_served(area, pgoff)) |
+		       VM_FAULT_MAJOR;
+	}
+
+	/* The VMA may go once the lock is dropped: pin the area. */
+	kref_get(&area->ref);
+	umem_release_fault_lock(vmf);
+	if (vmf->flags & FAULT_FLAG_INTERRUPTIBLE)
+		wait_event_interruptible(*wq, umem_resolved(area, pgoff));
+	else
+		wait_event_killable(*wq, umem_resolved(area, pgoff));
+	outcome = umem_wait_outcome(area, pgoff);
+	trace_umem_fault_done(area->id, pgoff, outcome);
+	umem_area_put(area);
+	/* The lock is gone: the core retries (or delivers the signal). */
+	return VM_FAULT_RETRY | VM_FAULT_MAJOR;
+}
+
+static void umem_vm_open(struct vm_area_struct *vma)
+{
+	struct umem_area *area = vma->vm_file->private_data;
+
+	mutex_lock(&area->lock);
+	area->nr_vmas++;
+	mutex_unlock(&area->lock);
+}
+
+static void umem_vm_close(struct vm_area_struct *vma)
+{
+	struct umem_area *area = vma->vm_file->private_data;
+
+	mutex_lock(&area->lock);
+	area->nr_vmas--;
+	mutex_unlock(&area->lock);
+}
+
+static const struct vm_operations_struct umem_vm_ops = {
+	.open	= umem_vm_open,
+	.close	= umem_vm_close,
+	.fault	= umem_vm_fault,
+};
+
+/* The file behind the client's VMA: holds the area, nothing else. */
+static int umem_map_release(struct inode *inode, struct file *file)
+{
+	umem_area_put(file->private_data);
+	return 0;
+}
+
+static const struct file_operations umem_map_fops = {
+	.owner		= THIS_MODULE,
+	.release	= umem_map_release,
+};
+
+/* ------------------------------------------------------------------ */
+/* Server side                                                          */
+
+static struct umem_area *umem_ready_area(struct file *file)
+{
+	struct umem_area *area = file->private_data;
+
+	/* Pairs with smp_store_release() in umem_init(). */
+	return smp_load_acquire(&area->ready) ? area : NULL;
+}
+
+static int umem_open(struct inode *inode, struct file *file)
+{
+	struct umem_area *area;
+	unsigned int i;
+
+	area = kzalloc(sizeof(*area), GFP_KERNEL_ACCOUNT);
+	if (!area)
+		return -ENOMEM;
+	kref_init(&area->ref);
+	area->id = atomic64_inc_return(&umem_next_id);
+	mutex_init(&area->lock);
+	xa_init_flags(&area->pages, XA_FLAGS_ACCOUNT);
+	xa_init_flags(&area->reqs, XA_FLAGS_ACCOUNT);
+	INIT_LIST_HEAD(&area->pending);
+	init_waitqueue_head(&area->read_wq);
+	for (i = 0; i < ARRAY_SIZE(area->fault_wq); i++)
+		init_waitqueue_head(&area->fault_wq[i]);
+	file->private_data = area;
+	return stream_open(inode, file);
+}
+
+static int umem_release(struct inode *inode, struct file *file)
+{
+	struct umem_area *area = file->private_data;
+	struct umem_req *req, *tmp;
+	struct file *shmem;
+	unsigned long idx;
+	unsigned int i;
+
+	mutex_lock(&area->lock);
+	WRITE_ONCE(area->released, true);
+	list_for_each_entry_safe(req, tmp, &area->pending, node)
+		list_del_init(&req->node);
+	area->npending = 0;
+	xa_for_each(&area->reqs, idx, req) {
+		xa_erase(&area->reqs, idx);
+		kmem_cache_free(umem_req_cache, req);
+	}
+	shmem = area->shmem;
+	area->shmem = NULL;
+	mutex_unlock(&area->lock);
+
+	for (i = 0; i < ARRAY_SIZE(area->fault_wq); i++)
+		wake_up_all(&area->fault_wq[i]);
+	if (shmem)
+		fput(shmem);
+	umem_area_put(area);
+	return 0;
+}
+
+static long umem_init(struct umem_area *area, struct umem_init __user *uarg)
+{
+	struct umem_init arg;
+	struct file *shmem;
+	pgoff_t npages;
+	long ret;
+	int fd;
+
+	if (copy_from_user(&arg, uarg, sizeof(arg)))
+		return -EFAULT;
+	if (!arg.size || arg.size > UMEM_MAX_SIZE)
+		return -EINVAL;
+	npages = DIV_ROUND_UP(arg.size, PAGE_SIZE);
+
+	mutex_lock(&area->lock);
+	if (area->ready) {
+		ret = -EBUSY;
+		goto out_unlock;
+	}
+	/* Like memfd: pages are charged as they are allocated. */
+	shmem = shmem_file_setup("umem", (loff_t)npages << PAGE_SHIFT,
+				 VM_NORESERVE);
+	if (IS_ERR(shmem)) {
+		ret = PTR_ERR(shmem);
+		goto out_unlock;
+	}
+	/* A file for read/write/lseek/pread/pwrite, as memfd_create() gives. */
+	shmem->f_mode |= FMODE_LSEEK | FMODE_PREAD | FMODE_PWRITE;
+	shmem->f_flags |= O_LARGEFILE;
+	fd = get_unused_fd_flags(O_CLOEXEC);
+	if (fd < 0) {
+		ret = fd;
+		goto out_fput;
+	}
+	arg.size = (u64)npages << PAGE_SHIFT;
+	arg.shmem_fd = fd;
+	arg.padding = 0;
+	if (copy_to_user(uarg, &arg, sizeof(arg))) {
+		ret = -EFAULT;
+		goto out_put_fd;
+	}
+	area->npages = npages;
+	area->shmem = get_file(shmem);
+	fd_install(fd, shmem);
+	/* Publish npages and shmem to umem_ready_area() readers. */
+	smp_store_release(&area->ready, true);
+	mutex_unlock(&area->lock);
+	return 0;
+
+out_put_fd:
+	put_unused_fd(fd);
+out_fput:
+	fput(shmem);
+out_unlock:
+	mutex_unlock(&area->lock);
+	return ret;
+}
+
+static long umem_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
+{
+	switch (cmd) {
+	case UMEM_INIT:
+		return umem_init(file->private_data, (void __user *)arg);
+	case UMEM_MAKE_VMA_ANONYMOUS:
+		/* abi.md fixes this errno for the unimplemented call. */
+		return -ENOSYS;
+	default:
+		return -ENOTTY;
+	}
+}
+
+/* Take up to @max pending offsets, oldest first. */
+static unsigned int umem_take_pending(struct umem_area *area, u64 *offs,
+				      unsigned int max)
+{
+	struct umem_req *req;
+	unsigned int n = 0;
+
+	while (n < max && !list_empty(&area->pending)) {
+		req = list_first_entry(&area->pending, struct umem_req, node);
+		list_del_init(&req->node);
+		offs[n++] = req->pgoff;
+	}
+	area->npending -= n;
+	return n;
+}
+
+/* copy_to_user() failed: queue what is still unserved again, in order. */
+static void umem_requeue(struct umem_area *area, const u64 *offs,
+			 unsigned int n)
+{
+	struct umem_req *req;
+
+	while (n--) {
+		req = xa_load(&area->reqs, offs[n]);
+		if (req && list_empty(&req->node)) {
+			list_add(&req->node, &area->pending);
+			area->npending++;
+		}
+	}
+}
+
+static ssize_t umem_read(struct file *file, char __user *buf, size_t count,
+			 loff_t *ppos)
+{
+	struct umem_area *area = umem_ready_area(file);
+	size_t max = count / sizeof(u64);
+	u64 offs[UMEM_BATCH];
+	unsigned long left;
+	unsigned int n;
+	size_t done = 0;
+	int err;
+
+	if (!area)
+		return -ENXIO;
+	if (count < sizeof(u64))
+		return -EINVAL;
+
+	for (;;) {
+		mutex_lock(&area->lock);
+		if (area->npending)
+			break;
+		mutex_unlock(&area->lock);
+		if (file->f_flags & O_NONBLOCK)
+			return -EAGAIN;
+		err = wait_event_interruptible(area->read_wq,
+					       READ_ONCE(area->npending));
+		if (err)
+			return err;
+	}
+
+	/* area->lock is held here and on every way out of this loop. */
+	while (done < max) {
+		n = umem_take_pending(area, offs,
+				      min_t(size_t, max - done, UMEM_BATCH));
+		if (!n)
+			break;
+		mutex_unlock(&area->lock);
+		left = copy_to_user(buf + done * sizeof(u64), offs,
+				    n * sizeof(u64));
+		mutex_lock(&area->lock);
+		if (left) {
+			umem_requeue(area, offs, n);
+			break;
+		}
+		done += n;
+	}
+	if (done)
+		trace_umem_read(area->id, done, area->npending);
+	mutex_unlock(&area->lock);
+	return done ? done * sizeof(u64) : -EFAULT;
+}
+
+/*
+ * Serve @pgoff: copy it out of the memory file into a page of the area's own
+ * and wake whoever waits for it.  Serving a served page again is a no-op:
+ * the client may have it mapped already, so its contents never change.
+ */
+static int umem_serve(struct umem_area *area, pgoff_t pgoff)
+{
+	struct address_space *mapping = area->shmem->f_mapping;
+	struct umem_req *req;
+	struct page *page, *src;
+	int err;
+
+	if (umem_served(area, pgoff))
+		return 0;
+
+	page = alloc_page(GFP_HIGHUSER | __GFP_ACCOUNT);
+	if (!page)
+		return -ENOMEM;
+	src = shmem_read_mapping_page(mapping, pgoff);
+	if (IS_ERR(src)) {
+		/* Past the end of a truncated memory file: like a hole. */
+		if (PTR_ERR(src) != -EINVAL) {
+			put_page(page);
+			return PTR_ERR(src);
+		}
+		clear_highpage(page);
+	} else {
+		copy_highpage(page, src);
+		put_page(src);
+	}
+
+	mutex_lock(&area->lock);
+	if (umem_served(area, pgoff)) {
+		/* Another writer won the race. */
+		mutex_unlock(&area->lock);
+		put_page(page);
+		return 0;
+	}
+	/* Reserve the slot, so that the store below cannot fail. */
+	err = xa_reserve(&area->pages, pgoff, GFP_KERNEL_ACCOUNT);
+	if (err) {
+		mutex_unlock(&area->lock);
+		put_page(page);
+		return err;
+	}
+	req = xa_erase(&area->reqs, pgoff);
+	if (req && !list_empty(&req->node)) {
+		list_del(&req->node);
+		area->npending--;
+	}
+	/* Before the page is visible: a trace shows write before done. */
+	trace_umem_write(area->id, pgoff, !!req);
+	xa_store(&area->pages, pgoff, page, GFP_KERNEL_ACCOUNT);
+	area->nserved++;
+	mutex_unlock(&area->lock);
+
+	if (req) {
+		kmem_cache_free(umem_req_cache, req);
+		wake_up_all(umem_fault_wq(area, pgoff));
+	}
+	return 0;
+}
+
+static ssize_t umem_write(struct file *file, const char __user *buf,
+			  size_t count, loff_t *ppos)
+{
+	struct umem_area *area = umem_ready_area(file);
+	size_t total = count / sizeof(u64);
+	u64 offs[UMEM_BATCH];
+	size_t done = 0;
+	unsigned int i, n;
+	int err = 0;
+
+	if (!area)
+		return -ENXIO;
+	if (count < sizeof(u64) || count % sizeof(u64))
+		return -EINVAL;
+
+	while (done < total && !err) {
+		n = min_t(size_t, total - done, UMEM_BATCH);
+		if (copy_from_user(offs, buf + done * sizeof(u64),
+				   n * sizeof(u64))) {
+			err = -EFAULT;
+			break;
+		}
+		for (i = 0; i < n; i++) {
+			if (offs[i] >= area->npages) {
+				err = -EINVAL;
+				break;
+			}
+			err = umem_serve(area, offs[i]);
+			if (err)
+				break;
+			done++;
+		}
+		if (!err && done < total) {
+			if (fatal_signal_pending(current)) {
+				err = -EINTR;
+				break;
+			}
+			cond_resched();
+		}
+	}
+	/* Like any write(): report what was done, the error if nothing. */
+	return done ? done * sizeof(u64) : err;
+}
+
+static __poll_t umem_poll(struct file *file, poll_table *wait)
+{
+	struct umem_area *area = umem_ready_area(file);
+	__poll_t mask = EPOLLOUT | EPOLLWRNORM;
+
+	if (!area)
+		return EPOLLERR;
+	poll_wait(file, &area->read_wq, wait);
+	if (READ_ONCE(area->npending))
+		mask |= EPOLLIN | EPOLLRDNORM;
+	return mask;
+}
+
+static void umem_vm_flags_set(struct vm_area_struct *vma, unsigned long flags)
+{
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 3, 0)
+	vm_flags_set(vma, flags);
+#else
+	vma->vm_flags |= flags;
+#endif
+}
+
+static int umem_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	struct umem_area *area = umem_ready_area(file);
+	struct file *mfile;
+
+	if (!area)
+		return -ENXIO;
+	/* Private only: a shared mapping would need a shared page cache. */
+	if (vma->vm_flags & VM_MAYSHARE)
+		return -EINVAL;
+	if (vma->vm_pgoff || vma_pages(vma) > area->npages)
+		return -EINVAL;
+
+	mutex_lock(&area->lock);
+	if (area->nr_vmas) {
+		mutex_unlock(&area->lock);
+		return -EBUSY;
+	}
+	kref_get(&area->ref);
+	mfile = anon_inode_getfile("[umem]", &umem_map_fops, area, O_RDWR);
+	if (IS_ERR(mfile)) {
+		mutex_unlock(&area->lock);
+		umem_area_put(area);
+		return PTR_ERR(mfile);
+	}
+	area->nr_vmas = 1;	/* ->close drops it, also on mmap failure */
+	mutex_unlock(&area->lock);
+
+	/* The VMA holds the mapping file, not the umem file: see the top. */
+	vma_set_file(vma, mfile);
+	fput(mfile);
+	umem_vm_flags_set(vma, VM_DONTCOPY | VM_DONTEXPAND);
+	vma->vm_ops = &umem_vm_ops;
+	return 0;
+}
+
+static void umem_show_fdinfo(struct seq_file *m, struct file *file)
+{
+	struct umem_area *area = file->private_data;
+
+	mutex_lock(&area->lock);
+	seq_printf(m, "umem-area:\t%llu\numem-pages:\t%lu\n"
+		   "umem-served:\t%lu\numem-pending:\t%lu\n",
+		   area->id, area->npages, area->nserved, area->npending);
+	mutex_unlock(&area->lock);
+}
+
+static const struct file_operations umem_fops = {
+	.owner		= THIS_MODULE,
+	.open		= umem_open,
+	.release	= umem_release,
+	.read		= umem_read,
+	.write		= umem_write,
+	.poll		= umem_poll,
+	.unlocked_ioctl	= umem_ioctl,
+	.compat_ioctl	= compat_ptr_ioctl,
+	.mmap		= umem_mmap,
+	.show_fdinfo	= umem_show_fdinfo,
+};
+
+static struct miscdevice umem_misc = {
+	.minor	= MISC_DYNAMIC_MINOR,
+	.name	= "umem",
+	.fops	= &umem_fops,
+	.mode	= 0600,	/* udev/60-umem.rules hands it to group kvm */
+};
+
+static int __init umem_module_init(void)
+{
+	int err;
+
+	umem_req_cache = KMEM_CACHE(umem_req, SLAB_ACCOUNT);
+	if (!umem_req_cache)
+		return -ENOMEM;
+	err = misc_register(&umem_misc);
+	if (err) {
+		kmem_cache_destroy(umem_req_cache);
+		return err;
+	}
+	return 0;
+}
+
+static void __exit umem_module_exit(void)
+{
+	misc_deregister(&umem_misc);
+	kmem_cache_destroy(umem_req_cache);
+}
+
+module_init(umem_module_init);
+module_exit(umem_module_exit);
+
+MODULE_DESCRIPTION("umem: memory whose page faults are served by another process");
+MODULE_LICENSE("GPL");
