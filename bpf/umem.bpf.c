@@ -111,10 +111,10 @@ int BPF_PROG(um_fault, __u64 area_id, __u64 pgoff, __u64 must_wait,
 {
 	__u32 tgid = (__u32)tgid64;
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	__u64 ts = bpf_ktime_get_ns();
 	struct um_totals *t = totals();
 	struct um_proc *p;
 	struct um_area *a;
+	__u64 ts = 0;
 
 	if (!t)
 		return 0;
@@ -139,6 +139,8 @@ int BPF_PROG(um_fault, __u64 area_id, __u64 pgoff, __u64 must_wait,
 		__sync_fetch_and_add(&a->faults, 1);
 	}
 
+	if (must_wait || ummu_cfg.emit_events)
+		ts = bpf_ktime_get_ns();
 	if (must_wait) {
 		struct um_page_key pk = { .area_id = area_id, .pgoff = pgoff };
 		struct um_page_val pv = { .ts = ts, .tgid = tgid };

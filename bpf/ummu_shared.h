@@ -109,8 +109,8 @@ struct un_ctx {
 	__u64 held_ts;
 	__u64 backlog;		/* reports still queued after the last read */
 	__u64 backlog_ts;
-	__u64 generation;	/* last generation counter seen in notify */
-	__u64 generation_ts;
+	__u64 generation;	/* highest generation counter seen in notify */
+	__u64 pad2;
 };
 
 /* ---- umem ------------------------------------------------------------ */

@@ -48,6 +48,7 @@ struct {
 } un_ctxs SEC(".maps");
 
 static const struct un_proc un_proc_zero;
+
 static const struct un_ctx un_ctx_zero;
 
 static __always_inline struct un_totals *totals(void)
@@ -93,7 +94,6 @@ int BPF_PROG(un_notify, __u64 ctx_id, __u64 tgid64, __u64 start, __u64 end,
 	__u32 tgid = (__u32)tgid64;
 	__u64 bytes = end > start ? end - start : 0;
 	__u64 merged = hits > queued ? hits - queued : 0;
-	__u64 ts = bpf_ktime_get_ns();
 	struct un_totals *t = totals();
 	struct ummu_hist *h;
 	struct un_proc *p;
@@ -135,14 +135,15 @@ int BPF_PROG(un_notify, __u64 ctx_id, __u64 tgid64, __u64 start, __u64 end,
 		c->bytes += bytes;
 		c->queued += queued;
 		c->merged += merged;
-		c->generation = generation;
-		c->generation_ts = ts;
+		/* Monotonic per context: user space takes the max over CPUs. */
+		if (generation > c->generation)
+			c->generation = generation;
 	}
-	{
+	if (ummu_cfg.emit_events) {
 		__u64 a[8] = { ctx_id, tgid64, start, end, reason, hits, queued,
 			       generation };
 
-		ummu_emit(UMMU_EV_UN_NOTIFY, tgid, a, 8, ts, 0);
+		ummu_emit(UMMU_EV_UN_NOTIFY, tgid, a, 8, bpf_ktime_get_ns(), 0);
 	}
 	return 0;
 }

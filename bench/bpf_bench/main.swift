@@ -1,1 +1,146 @@
-print("x")
+// ummu-bpf-bench: benchmark (not a test) of the BPF side and the event path.
+//
+//  1. Per-event cost of every program against a minimal one-counter program,
+//     from the kernel's run statistics (run_time_ns / run_cnt), enabled only
+//     while measuring (BPF_ENABLE_STATS fd). Programs are driven by
+//     BPF_PROG_TEST_RUN with the same synthetic tracepoint arguments.
+//  2. Ring buffer -> NDJSON: events per second the Swift consumer formats and
+//     writes to /dev/null, from a ring buffer pre-filled by test runs.
+//
+// Run as root:  swift run -c release ummu-bpf-bench [events-per-program]
+import Glibc
+import UmmuKit
+
+
+let perProgram = CommandLine.arguments.count > 1 ? Int(CommandLine.arguments[1]) ?? 200_000 : 200_000
+
+func fail(_ s: String) -> Never {
+    var err = OutputBuffer(fd: 2)
+    err.append("ummu-bpf-bench: \(s)\n")
+    err.flush()
+    exit(1)
+}
+
+func cost(_ p: BPFProgram, _ before: (runTimeNs: UInt64, runCount: UInt64)) -> Double {
+    let s = p.runStats()
+    let n = s.runCount - before.runCount
+    return n == 0 ? .nan : Double(s.runTimeNs - before.runTimeNs) / Double(n)
+}
+
+/// Runs `body` n times under stats and returns ns/event for `prog`.
+func measure(_ prog: BPFProgram, _ n: Int, _ body: (Int) throws -> Void) throws -> Double {
+    let before = prog.runStats()
+    for i in 0..<n { try body(i) }
+    return cost(prog, before)
+}
+
+struct Row { var name: String; var ns: Double; var baseline: Double }
+var rows: [Row] = []
+
+do {
+    try checkPrivileges()
+    let minimal = try BPFObject(.benchMinimal)
+    let base = try minimal.program("minimal")
+    let stats = try BPFStatsGuard()
+    defer { stats.close() }
+
+    func baseline() throws -> Double {
+        try measure(base, perProgram) { _ in try base.testRun([1, 4242, 0x10000, 0x13000, 0, 1, 1, 1]) }
+    }
+
+    for events in [false, true] {
+        let opts = LoadOptions(events: events, ringBytes: 1 << 26)
+        let suffix = events ? " +events" : ""
+        let un = try BPFObject(.ummunotify, options: opts)
+        let um = try BPFObject(.umem, options: opts)
+        let drain = try EventStream(objects: [un, um]) { (_: UnsafeRawPointer, _: Int) in }
+
+        let notify = try un.program("un_notify")
+        let b1 = try baseline()
+        let c1 = try measure(notify, perProgram) { i in
+            try notify.testRun([UInt64(i % 64), UInt64(4000 + i % 256), 0x10000, 0x13000, UInt64(i % 8), 2, 1, UInt64(i)])
+        }
+        rows.append(Row(name: "ummunotify_notify" + suffix, ns: c1, baseline: b1))
+        drain.consume()
+
+        let read = try un.program("un_read")
+        let c2 = try measure(read, perProgram) { i in try read.testRun([UInt64(i % 64), UInt64(i % 32), 1]) }
+        rows.append(Row(name: "ummunotify_read" + suffix, ns: c2, baseline: b1))
+        let reg = try un.program("un_register")
+        let c3 = try measure(reg, perProgram) { i in try reg.testRun([UInt64(i % 64), UInt64(i), 0x1000, 0x2000, UInt64(i)]) }
+        rows.append(Row(name: "ummunotify_register" + suffix, ns: c3, baseline: b1))
+        drain.consume()
+
+        // umem: fault (waits), fault_done, write of the same page; distinct pages.
+        let fault = try um.program("um_fault")
+        let done = try um.program("um_fault_done")
+        let write = try um.program("um_write")
+        let umRead = try um.program("um_read")
+        let b2 = try baseline()
+        let chunk = 8192  // stays under the start maps' bounds
+        var cf = 0.0, cd = 0.0, cw = 0.0
+        var rounds = 0
+        var done0 = 0
+        while done0 < perProgram {
+            let n = min(chunk, perProgram - done0)
+            cf += try measure(fault, n) { i in try fault.testRun([1, UInt64(i), 1, 4242]) }
+            cd += try measure(done, n) { i in try done.testRun([1, UInt64(i), 0]) }
+            cw += try measure(write, n) { i in try write.testRun([1, UInt64(i), 1]) }
+            drain.consume()
+            done0 += n
+            rounds += 1
+        }
+        rows.append(Row(name: "umem_fault" + suffix, ns: cf / Double(rounds), baseline: b2))
+        rows.append(Row(name: "umem_fault_done" + suffix, ns: cd / Double(rounds), baseline: b2))
+        rows.append(Row(name: "umem_write" + suffix, ns: cw / Double(rounds), baseline: b2))
+        let c4 = try measure(umRead, perProgram) { i in try umRead.testRun([1, UInt64(i % 16), 3]) }
+        rows.append(Row(name: "umem_read" + suffix, ns: c4, baseline: b2))
+        drain.consume()
+    }
+    stats.close()
+
+    print("## per-event BPF cost (BPF_PROG_TEST_RUN, \(perProgram) runs each, kernel run_time_ns/run_cnt)")
+    print(Fmt.pad("program", 28, right: true) + Fmt.pad("ns/event", 10) + Fmt.pad("minimal", 10) + Fmt.pad("ratio", 8))
+    for r in rows {
+        print(Fmt.pad(r.name, 28, right: true) + Fmt.pad(Fmt.fixed(r.ns, 1), 10)
+            + Fmt.pad(Fmt.fixed(r.baseline, 1), 10) + Fmt.pad(Fmt.fixed(r.ns / r.baseline, 2) + "x", 8))
+    }
+
+    // 2. Ring buffer -> NDJSON.
+    let total = 600_000
+    let um = try BPFObject(.umem, options: LoadOptions(events: true, ringBytes: 1 << 27))
+    let fault = try um.program("um_fault")
+    var out = OutputBuffer(fd: open("/dev/null", O_WRONLY))
+    for style in [EventFormatter.Style.json, .text] {
+        let formatter = EventFormatter(style: style)
+        var best = 0.0
+        var bytes = 0
+        for _ in 0..<3 {
+            for i in 0..<total { try fault.testRun([UInt64(i & 15), UInt64(i), 0, 4242]) }
+            var n = 0
+            var written = 0
+            let stream = try withUnsafeMutablePointer(to: &out) { o in
+                try EventStream(objects: [um]) { (e: ummu_event) in
+                    formatter.append(e, to: &o.pointee)
+                    n += 1
+                    if o.pointee.bytes.count >= 1 << 16 {
+                        written += o.pointee.bytes.count
+                        o.pointee.flush()
+                    }
+                }
+            }
+            let t0 = monotonicNs()
+            stream.consume()
+            written += out.bytes.count
+            out.flush()
+            let dt = Double(monotonicNs() - t0) / 1e9
+            if n != total { fail("consumed \(n) of \(total) events") }
+            best = max(best, Double(n) / dt)
+            bytes = written
+        }
+        print("ring buffer -> \(style == .json ? "NDJSON" : "text  ") : \(Fmt.fixed(best / 1e6, 2)) M events/s"
+            + " (best of 3 x \(total) events, \(bytes / total) bytes/event, to /dev/null)")
+    }
+} catch let e as UmmuError {
+    fail(e.message)
+}
