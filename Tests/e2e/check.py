@@ -1,0 +1,239 @@
+#!/usr/bin/env python3
+"""Assert on what Tests/e2e/guest.sh printed in a guest: ummutrace's counts
+must equal what the workloads did (workloads/README.md says which counts are
+exact per operation), its latency histograms must bracket the delay the
+post-copy server injected, and every JSON object must match the documented
+schema.  Usage: check.py GUEST_OUTPUT [SCHEMA]"""
+import json
+import re
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+try:
+    import jsonschema
+except ImportError:
+    sys.exit("check.py: python3 module jsonschema missing (scripts/setup-host installs it)")
+
+ROOT = Path(__file__).resolve().parents[2]
+results = []
+
+
+def check(name, cond, detail=""):
+    results.append((name, bool(cond), detail))
+
+
+def sections(text):
+    out = {}
+    for m in re.finditer(r"^=== BEGIN (\S+)\n(.*?)^=== END \1 rc=(\d+)$", text, re.S | re.M):
+        out[m.group(1)] = (m.group(2), int(m.group(3)))
+    return out
+
+
+def ndjson(body):
+    objs = []
+    for line in body.splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            objs.append(json.loads(line))
+    return objs
+
+
+def summary(secs, name):
+    body, rc = secs.get(name, ("", -1))
+    objs = [o for o in ndjson(body) if "program" in o]
+    return (objs[-1] if objs else {}), rc
+
+
+def per_pid(intervals):
+    """Sum the per-process rows over every interval, by pid."""
+    rows = defaultdict(lambda: {"ummunotify": defaultdict(int), "reasons": defaultdict(int),
+                                "bytes": defaultdict(int), "umem": defaultdict(int)})
+    for iv in intervals:
+        for p in iv.get("processes", []):
+            r = rows[p["pid"]]
+            un = p.get("ummunotify")
+            if un:
+                for k in ("reports_queued", "reports_merged", "reads", "events_read"):
+                    r["ummunotify"][k] += un[k]
+                for k, v in un["invalidations"].items():
+                    r["reasons"][k] += v
+                for k, v in un["invalidated_bytes"].items():
+                    r["bytes"][k] += v
+            um = p.get("umem")
+            if um:
+                for k in ("faults", "faults_waited", "pages_on_demand"):
+                    r["umem"][k] += um[k]
+    return rows
+
+
+def totals(intervals, side, key):
+    return sum(iv[side][key] for iv in intervals if side in iv)
+
+
+def merge_hist(intervals, side, key):
+    buckets = defaultdict(int)
+    for iv in intervals:
+        h = iv.get(side, {}).get(key)
+        for b in (h or {}).get("buckets", []):
+            buckets[(b["min"], b["max"])] += b["count"]
+    return buckets
+
+
+def one_line(body):
+    lines = [line for line in body.splitlines() if line.strip()]
+    return lines[0] if len(lines) == 1 else None
+
+
+def main():
+    text = Path(sys.argv[1]).read_text(errors="replace").replace("\r", "")
+    schema_path = Path(sys.argv[2]) if len(sys.argv) > 2 else ROOT / "docs/ummutrace.schema.json"
+    validator = jsonschema.Draft202012Validator(json.loads(schema_path.read_text()))
+    secs = sections(text)
+
+    # --- intervals: counts per pid equal what each workload did
+    body, rc = secs.get("intervals", ("", -1))
+    intervals = ndjson(body)
+    check("intervals: ummutrace exits 0 on Ctrl-C", rc == 0, f"rc={rc}")
+    check("intervals: at least 2 objects", len(intervals) >= 2, f"{len(intervals)}")
+    bad = [e.message for o in intervals for e in validator.iter_errors(o)]
+    check("intervals: every object matches the schema", not bad, "; ".join(bad[:3]))
+    rows = per_pid(intervals)
+
+    exact = {  # name, reason, invalidations per op, reports merged per op
+        "wl_unmap": ("unmap", 1, 0),
+        "wl_dontneed": ("clear", 1, 0),
+        "wl_mprotect": ("protection_vma", 1, 0),
+        "wl_mremap": ("unmap", 2, 1),
+    }
+    for name, (reason, per_op, merged_per_op) in exact.items():
+        wl, wrc = summary(secs, name)
+        check(f"{name}: workload ran clean", wrc == 0 and wl.get("exact") is True, f"rc={wrc} {wl.get('errors')}")
+        if not wl:
+            continue
+        ops = wl["ops_total"]
+        row = rows.get(wl["pid"])
+        check(f"{name}: a row for pid {wl['pid']}", row is not None)
+        if row is None:
+            continue
+        got = row["reasons"][reason]
+        check(f"{name}: {reason} invalidations = {per_op}*{ops}", got == per_op * ops, f"got {got}")
+        check(f"{name}: no other reason", row["reasons"]["total"] == got, f"total {row['reasons']['total']}")
+        span = wl["pages_per_buffer"] * wl["page_size"]
+        check(f"{name}: invalidated bytes = invalidations * buffer size",
+              row["bytes"][reason] == per_op * ops * span, f"got {row['bytes'][reason]}")
+        check(f"{name}: reports queued = INVAL read", row["ummunotify"]["reports_queued"] == wl["inval"],
+              f"queued {row['ummunotify']['reports_queued']} inval {wl['inval']}")
+        check(f"{name}: reports merged = {merged_per_op}*ops",
+              row["ummunotify"]["reports_merged"] == merged_per_op * ops,
+              f"got {row['ummunotify']['reports_merged']}")
+        check(f"{name}: events read = workload's events", row["ummunotify"]["events_read"] == wl["events"],
+              f"got {row['ummunotify']['events_read']} want {wl['events']}")
+
+    # --- umem: faults and latency bracket the injected delay
+    pc, prc = summary(secs, "wl_postcopy")
+    check("wl_postcopy: workload ran clean", prc == 0 and pc.get("exact") is True, f"rc={prc}")
+    if pc:
+        waited, pushed, touches = pc["faults_served"], pc["pages_pushed"], pc["touches"]
+        delay_ns = pc["delay_us"] * 1000
+        check("umem: pages served on demand = faults served",
+              totals(intervals, "umem", "pages_on_demand") == waited,
+              f"got {totals(intervals, 'umem', 'pages_on_demand')} want {waited}")
+        check("umem: pages pushed ahead", totals(intervals, "umem", "pages_pushed") == pushed,
+              f"got {totals(intervals, 'umem', 'pages_pushed')} want {pushed}")
+        check("umem: faults = touches", totals(intervals, "umem", "faults") == touches,
+              f"got {totals(intervals, 'umem', 'faults')} want {touches}")
+        check("umem: faults that waited = pages served on demand",
+              totals(intervals, "umem", "faults_waited") == waited,
+              f"got {totals(intervals, 'umem', 'faults_waited')}")
+        client = rows.get(pc["pid_client"])
+        check("umem: a row for the faulting client", client is not None and client["umem"]["faults_waited"] == waited,
+              f"{client and dict(client['umem'])}")
+        service = merge_hist(intervals, "umem", "service_latency_ns")
+        n = sum(service.values())
+        below = sum(c for (lo, hi), c in service.items() if hi < delay_ns)
+        check("umem: one service latency sample per on-demand page", n == waited, f"{n} vs {waited}")
+        check("umem: no service latency below the injected delay", below == 0, f"{below} samples below {delay_ns} ns")
+        p50s = [iv["umem"]["service_latency_ns"]["p50"] for iv in intervals
+                if iv["umem"]["service_latency_ns"]["count"]]
+        check("umem: service p50 within [delay, 50*delay]",
+              p50s and all(delay_ns / 2 <= p <= 50 * delay_ns for p in p50s), f"{p50s}")
+        stall = merge_hist(intervals, "umem", "stall_latency_ns")
+        long_stalls = sum(c for (lo, hi), c in stall.items() if hi >= delay_ns)
+        check("umem: every waited fault stalled at least the delay", long_stalls >= waited,
+              f"{long_stalls} stalls >= delay, want {waited}")
+
+    # --- the event stream
+    body, rc = secs.get("events", ("", -1))
+    events = ndjson(body)
+    check("events: exits 0 on Ctrl-C", rc == 0, f"rc={rc}")
+    bad = [e.message for o in events for e in validator.iter_errors(o)]
+    check("events: every object matches the schema", not bad, "; ".join(bad[:3]))
+    drops = [o for o in events if o.get("type") == "drops"]
+    check("events: a drops record per interval, none dropped",
+          drops and all(d["dropped_events"] == 0 for d in drops), f"{drops[:2]}")
+    ev_un, _ = summary(secs, "ev_unmap")
+    if ev_un:
+        n = sum(1 for o in events if o.get("event") == "ummunotify_notify" and o["pid"] == ev_un["pid"])
+        check("events: one notify event per munmap", n == ev_un["ops_total"], f"{n} vs {ev_un['ops_total']}")
+        regs = sum(1 for o in events if o.get("event") == "ummunotify_register" and o["pid"] == ev_un["pid"])
+        check("events: one register event per registration", regs == ev_un["registers"], f"{regs}")
+    ev_pc, _ = summary(secs, "ev_postcopy")
+    if ev_pc:
+        writes = [o for o in events if o.get("event") == "umem_write"]
+        check("events: one umem_write per page", len(writes) == ev_pc["pages"], f"{len(writes)}")
+        lat = [o.get("latency_ns", 0) for o in writes]
+        check("events: umem_write carries service latency >= delay",
+              lat and min(lat) >= ev_pc["delay_us"] * 1000, f"min {min(lat) if lat else None}")
+        faults = sum(1 for o in events if o.get("event") == "umem_fault" and o["pid"] == ev_pc["pid_client"])
+        check("events: one umem_fault per touch, from the client", faults == ev_pc["touches"], f"{faults}")
+
+    # --- text output
+    body, rc = secs.get("text", ("", -1))
+    check("text: exits 0 on Ctrl-C", rc == 0, f"rc={rc}")
+    check("text: biolatency-style histogram", re.search(r"usecs( \([^)]*\))?\s+: count\s+distribution", body)
+          and re.search(r"\|\*+", body), body[:300])
+    check("text: -T prints timestamps", re.search(r"^\d\d:\d\d:\d\d", body, re.M), body[:200])
+    body, rc = secs.get("textms", ("", -1))
+    check("text: -m prints milliseconds", rc == 0 and re.search(r"msecs( \([^)]*\))?\s+: count\s+distribution", body), body[:300])
+
+    # --- PID filter
+    body, rc = secs.get("filtered", ("", -1))
+    filt = ndjson(body)
+    check("filter: -p 1 sees no invalidation and no process row",
+          filt and all(o["ummunotify"]["invalidations"]["total"] == 0 and not o["processes"] for o in filt),
+          f"{len(filt)} objects")
+    check("filter: the filtered events are counted", totals(filt, "ummunotify", "filtered") > 0)
+
+    # --- interval and count
+    body, rc = secs.get("count", ("", -1))
+    check("count: 'ummutrace --json 0.5 3' prints 3 objects and exits 0",
+          rc == 0 and len(ndjson(body)) == 3, f"rc={rc} n={len(ndjson(body))}")
+
+    # --- failures: one clear line, non-zero exit
+    body, rc = secs.get("unprivileged", ("", -1))
+    line = one_line(body)
+    check("unprivileged: one line naming the privilege, non-zero exit",
+          rc != 0 and line and re.search(r"root|CAP_BPF", line), f"rc={rc} {body!r}")
+    body, rc = secs.get("nodrivers", ("", -1))
+    line = one_line(body)
+    check("no drivers: one line asking whether the module is loaded, non-zero exit",
+          rc != 0 and line and "loaded" in line, f"rc={rc} {body!r}")
+    body, rc = secs.get("nodrivers_selected", ("", -1))
+    line = one_line(body)
+    check("--ummunotify without its driver: one line, non-zero exit",
+          rc != 0 and line and "ummunotify" in line, f"rc={rc} {body!r}")
+    body, rc = secs.get("umem_only", ("", -1))
+    check("umem driver alone: traces umem, says ummunotify is absent",
+          rc == 0 and len(ndjson(body)) == 1 and "ummunotify" in body, f"rc={rc} {body[:200]!r}")
+
+    failed = 0
+    for i, (name, ok, detail) in enumerate(results, 1):
+        print(f"{'ok' if ok else 'not ok'} {i} {name}" + ("" if ok else f"  # {detail}"))
+        failed += not ok
+    print(f"{len(results) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+#!/bin/sh
+# End-to-end scenarios, run inside the guest by scripts/test-e2e with both
+# drivers loaded, the static ummutrace and the workloads on PATH.  Every
+# scenario prints its raw output between "=== BEGIN name" and "=== END name
+# rc=N"; check.py on the host asserts on them.  Nothing here judges.
+set -u
+begin() { echo "=== BEGIN $1"; }
+end() { echo "=== END $1 rc=$2"; }
+
+# Start a tracer in the background and wait until it has attached: its first
+# interval line proves the programs are in place.
+start_tracer() {	# out-file args...
+	out=$1
+	shift
+	ummutrace "$@" >"$out" 2>"$out.err" &
+	tracer=$!
+	i=0
+	while [ ! -s "$out" ] && [ $i -lt 300 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+}
+stop_tracer() {	# name: Ctrl-C, wait, dump
+	kill -INT "$tracer"
+	wait "$tracer"
+	rc=$?
+	begin "$1"
+	cat "$out"
+	end "$1" $rc
+	begin "$1.stderr"
+	cat "$out.err"
+	end "$1.stderr" 0
+}
+run() {	# name cmd...: a workload, its JSON summary kept
+	name=$1
+	shift
+	"$@" >/tmp/$name.out 2>/tmp/$name.err
+	rc=$?
+	begin "$name"
+	cat /tmp/$name.out
+	end "$name" $rc
+}
+
+# 1. Deterministic ummunotify workloads (workloads/README.md gives the exact
+#    counts per operation) and a umem post-copy pair with a known delay.
+start_tracer /tmp/intervals.json --json 1
+run wl_unmap regcache --buffers 4 --ops 20 --mix unmap=1 --json
+run wl_dontneed regcache --buffers 4 --ops 15 --mix dontneed=1 --json
+run wl_mprotect regcache --buffers 4 --ops 10 --mix mprotect=1 --json
+run wl_mremap regcache --buffers 3 --ops 6 --mix mremap=1 --json
+run wl_postcopy postcopy --pages 48 --threads 2 --push-ahead 25 --delay-us 20000 --json
+sleep 1.2
+stop_tracer intervals
+
+# 2. The per-event stream.
+start_tracer /tmp/events.json --events --json 1
+run ev_unmap regcache --buffers 2 --ops 12 --mix unmap=1 --json
+run ev_postcopy postcopy --pages 16 --threads 1 --push-ahead 0 --delay-us 1000 --json
+sleep 1.2
+stop_tracer events
+
+# 3. Text output like biolatency, milliseconds and timestamps.
+start_tracer /tmp/text.txt -T 1
+run tx_postcopy postcopy --pages 32 --threads 2 --push-ahead 0 --delay-us 5000 --json
+run tx_unmap regcache --buffers 2 --ops 8 --mix unmap=1 --json
+sleep 1.2
+stop_tracer text
+start_tracer /tmp/textms.txt -m 1
+run txm_postcopy postcopy --pages 16 --threads 1 --push-ahead 0 --delay-us 5000 --json
+sleep 1.2
+stop_tracer textms
+
+# 4. The PID filter: trace only init (pid 1), which never uses the devices.
+start_tracer /tmp/filtered.json --json -p 1 1
+run pf_unmap regcache --buffers 2 --ops 9 --mix unmap=1 --json
+sleep 1.2
+stop_tracer filtered
+
+# 5. interval and count: exactly 3 objects, then exit 0 by itself.
+begin count
+ummutrace --json 0.5 3
+end count $?
+
+# 6. Clear one-line failures: unprivileged, then without the drivers.
+mkdir -p /etc
+echo 'nobody:x:65534:65534:nobody:/:/bin/sh' >>/etc/passwd
+begin unprivileged
+su -s /bin/sh nobody -c 'ummutrace --json 1 1' 2>&1
+end unprivileged $?
+rmmod ummunotify umem
+begin nodrivers
+ummutrace --json 1 1 2>&1
+end nodrivers $?
+begin nodrivers_selected
+ummutrace --ummunotify --json 1 1 2>&1
+end nodrivers_selected $?
+insmod /lib/ummu/umem.ko
+begin umem_only
+ummutrace --json 0.5 1 2>&1
+end umem_only $?
