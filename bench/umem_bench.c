@@ -68,6 +68,7 @@ static const struct cfg cfgs[] = {
 	{ "4 threads, write touch", 4, 1, 0 },
 	{ "1 thread, read, populated file", 1, 0, 1 },
 	{ "4 threads, read, populated file", 4, 0, 1 },
+	{ "1 thread, write, populated file", 1, 1, 1 },
 };
 #define NCFG (int)(sizeof(cfgs) / sizeof(cfgs[0]))
 

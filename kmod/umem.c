@@ -10,18 +10,21 @@
  *   struct umem_area: one per open of /dev/umem.  After UMEM_INIT it has
  *   npages pages, a backing memory file (shmem, handed to user space as
  *   shmem_fd) and:
- *     pages    xarray  pgoff -> struct page *: the area's own copy of every
- *                      served page, copied out of the memory file when the
- *                      offset is written.  The fault handler maps this page
- *                      (read-only; a private write CoWs it into an anonymous
- *                      page), so the server may punch its copy out of the
- *                      memory file at any time after write() returned.
- *     reqs     xarray  pgoff -> struct umem_req *: pages a fault asked for
- *                      that are not served yet (at most one per offset).
- *     pending  list    the reqs not yet handed to the server by read(),
- *                      oldest first.
- *   An offset is in at most one of pages/reqs, so it is reported at most
- *   once while unserved and never after it was served.
+ *     pages    xarray  pgoff -> the offset's state:
+ *                      NULL: never asked for, not served;
+ *                      struct umem_req * tagged UMEM_REQ_TAG: a fault asked
+ *                        for it, not served yet (one request per offset);
+ *                      struct page *: served.  The area's own copy of the
+ *                        page, copied out of the memory file when the
+ *                        offset is written.  The fault handler maps this
+ *                        page (read-only; a private write CoWs it into an
+ *                        anonymous page), so the server may punch its copy
+ *                        out of the memory file at any time after write().
+ *     pending  list    the requests not yet handed to the server by
+ *                      read(), oldest first.
+ *   An offset goes NULL -> request -> page or NULL -> page, never back, so
+ *   it is reported at most once while unserved and never after it was
+ *   served.
  *
  * Lifetime (struct umem_area is refcounted by ->ref)
  *
@@ -38,11 +41,11 @@
  *
  * Locking
  *
- *   area->lock (mutex) protects reqs, pending, npending, released, nr_vmas
- *   and shmem, and serialises the insertion of served pages.  Readers of
- *   area->pages do not take it: entries are only ever added (under
- *   area->lock) and only removed when the area is freed, so an xa_load()
- *   (RCU inside) result stays valid while the caller holds a reference.
+ *   area->lock (mutex) protects the requests, pending, npending, released,
+ *   nr_vmas and shmem, and serialises every change of area->pages.  The
+ *   fault fast path reads area->pages without it: a served page is only
+ *   removed when the area is freed, so an xa_load() (RCU inside) result
+ *   that is a page stays valid while the caller holds a reference.
  *   area->lock is never held across copy_{to,from}_user(), a read of the
  *   memory file or a sleep for the server.
  *
@@ -124,8 +127,7 @@ struct umem_area {
 	bool ready;			/* UMEM_INIT done; smp_load_acquire */
 
 	struct mutex lock;		/* see "Locking" above */
-	struct xarray pages;		/* served pgoff -> struct page * */
-	struct xarray reqs;		/* requested pgoff -> struct umem_req * */
+	struct xarray pages;		/* pgoff -> request or served page */
 	struct list_head pending;	/* requests not yet read, oldest first */
 	unsigned long npending;
 	unsigned long nserved;
@@ -136,6 +138,9 @@ struct umem_area {
 	wait_queue_head_t read_wq;
 	wait_queue_head_t fault_wq[1 << UMEM_WQ_BITS];
 };
+
+/* Tag of a request in area->pages (a page pointer has tag 0). */
+#define UMEM_REQ_TAG		1
 
 static struct kmem_cache *umem_req_cache;
 static atomic64_t umem_next_id = ATOMIC64_INIT(0);
@@ -148,15 +153,15 @@ static wait_queue_head_t *umem_fault_wq(struct umem_area *area, pgoff_t pgoff)
 static void umem_area_free(struct kref *ref)
 {
 	struct umem_area *area = container_of(ref, struct umem_area, ref);
-	struct page *page;
 	unsigned long idx;
+	void *entry;
 
-	/* ->release emptied reqs and dropped shmem before the last put. */
-	WARN_ON_ONCE(!xa_empty(&area->reqs) || area->shmem);
-	xa_for_each(&area->pages, idx, page)
-		put_page(page);
+	/* ->release freed the requests and dropped shmem before this. */
+	WARN_ON_ONCE(area->shmem);
+	xa_for_each(&area->pages, idx, entry)
+		if (!WARN_ON_ONCE(xa_pointer_tag(entry)))
+			put_page(entry);
 	xa_destroy(&area->pages);
-	xa_destroy(&area->reqs);
 	kfree(area);
 }
 
@@ -168,7 +173,18 @@ static void umem_area_put(struct umem_area *area)
 /* Served page of @pgoff, or NULL.  Valid while the caller holds a ref. */
 static struct page *umem_served(struct umem_area *area, pgoff_t pgoff)
 {
-	return xa_load(&area->pages, pgoff);
+	void *entry = xa_load(&area->pages, pgoff);
+
+	return xa_pointer_tag(entry) ? NULL : entry;
+}
+
+/* The request of @pgoff, or NULL.  Caller holds area->lock. */
+static struct umem_req *umem_req_of(struct umem_area *area, pgoff_t pgoff)
+{
+	void *entry = xa_load(&area->pages, pgoff);
+
+	return xa_pointer_tag(entry) == UMEM_REQ_TAG ?
+	       xa_untag_pointer(entry) : NULL;
 }
 
 static bool umem_resolved(struct umem_area *area, pgoff_t pgoff)
@@ -212,14 +228,15 @@ static enum umem_req_result umem_request(struct umem_area *area, pgoff_t pgoff,
 			trace_umem_fault(area->id, pgoff, 1, current->tgid);
 		goto out;
 	}
-	if (!xa_load(&area->reqs, pgoff)) {
+	if (!umem_req_of(area, pgoff)) {
 		req = kmem_cache_alloc(umem_req_cache, GFP_KERNEL);
 		if (!req) {
 			res = UMEM_REQ_NOMEM;
 			goto out;
 		}
 		req->pgoff = pgoff;
-		if (xa_err(xa_store(&area->reqs, pgoff, req,
+		if (xa_err(xa_store(&area->pages, pgoff,
+				    xa_tag_pointer(req, UMEM_REQ_TAG),
 				    GFP_KERNEL_ACCOUNT))) {
 			kmem_cache_free(umem_req_cache, req);
 			res = UMEM_REQ_NOMEM;
@@ -405,7 +422,6 @@ static int umem_open(struct inode *inode, struct file *file)
 	area->id = atomic64_inc_return(&umem_next_id);
 	mutex_init(&area->lock);
 	xa_init_flags(&area->pages, XA_FLAGS_ACCOUNT);
-	xa_init_flags(&area->reqs, XA_FLAGS_ACCOUNT);
 	INIT_LIST_HEAD(&area->pending);
 	init_waitqueue_head(&area->read_wq);
 	for (i = 0; i < ARRAY_SIZE(area->fault_wq); i++)
@@ -421,15 +437,18 @@ static int umem_release(struct inode *inode, struct file *file)
 	struct file *shmem;
 	unsigned long idx;
 	unsigned int i;
+	void *entry;
 
 	mutex_lock(&area->lock);
 	WRITE_ONCE(area->released, true);
 	list_for_each_entry_safe(req, tmp, &area->pending, node)
 		list_del_init(&req->node);
 	area->npending = 0;
-	xa_for_each(&area->reqs, idx, req) {
-		xa_erase(&area->reqs, idx);
-		kmem_cache_free(umem_req_cache, req);
+	xa_for_each(&area->pages, idx, entry) {
+		if (xa_pointer_tag(entry) != UMEM_REQ_TAG)
+			continue;
+		xa_erase(&area->pages, idx);
+		kmem_cache_free(umem_req_cache, xa_untag_pointer(entry));
 	}
 	shmem = area->shmem;
 	area->shmem = NULL;
@@ -537,7 +556,7 @@ static void umem_requeue(struct umem_area *area, const u64 *offs,
 	struct umem_req *req;
 
 	while (n--) {
-		req = xa_load(&area->reqs, offs[n]);
+		req = umem_req_of(area, offs[n]);
 		if (req && list_empty(&req->node)) {
 			list_add(&req->node, &area->pending);
 			area->npending++;
@@ -604,8 +623,9 @@ static ssize_t umem_read(struct file *file, char __user *buf, size_t count,
 static int umem_serve(struct umem_area *area, pgoff_t pgoff)
 {
 	struct address_space *mapping = area->shmem->f_mapping;
-	struct umem_req *req;
 	struct page *page, *src;
+	struct umem_req *req;
+	struct folio *folio;
 	int err;
 
 	if (umem_served(area, pgoff))
@@ -614,6 +634,18 @@ static int umem_serve(struct umem_area *area, pgoff_t pgoff)
 	page = alloc_page(GFP_HIGHUSER | __GFP_ACCOUNT);
 	if (!page)
 		return -ENOMEM;
+	/* Usually the server just wrote it: take it from the page cache. */
+	folio = filemap_get_folio(mapping, pgoff);
+	if (!IS_ERR_OR_NULL(folio)) {
+		src = folio_file_page(folio, pgoff);
+		if (folio_test_uptodate(folio) && !PageHWPoison(src)) {
+			copy_highpage(page, src);
+			folio_put(folio);
+			goto insert;
+		}
+		folio_put(folio);
+	}
+	/* Swapped out, a hole, or not uptodate: let shmem sort it out. */
 	src = shmem_read_mapping_page(mapping, pgoff);
 	if (IS_ERR(src)) {
 		/* Past the end of a truncated memory file: like a hole. */
@@ -627,6 +659,7 @@ static int umem_serve(struct umem_area *area, pgoff_t pgoff)
 		put_page(src);
 	}
 
+insert:
 	mutex_lock(&area->lock);
 	if (umem_served(area, pgoff)) {
 		/* Another writer won the race. */
@@ -634,21 +667,21 @@ static int umem_serve(struct umem_area *area, pgoff_t pgoff)
 		put_page(page);
 		return 0;
 	}
-	/* Reserve the slot, so that the store below cannot fail. */
+	/* Reserve an empty slot, so that the store below cannot fail. */
 	err = xa_reserve(&area->pages, pgoff, GFP_KERNEL_ACCOUNT);
 	if (err) {
 		mutex_unlock(&area->lock);
 		put_page(page);
 		return err;
 	}
-	req = xa_erase(&area->reqs, pgoff);
+	req = umem_req_of(area, pgoff);
 	if (req && !list_empty(&req->node)) {
 		list_del(&req->node);
 		area->npending--;
 	}
 	/* Before the page is visible: a trace shows write before done. */
 	trace_umem_write(area->id, pgoff, !!req);
-	xa_store(&area->pages, pgoff, page, GFP_KERNEL_ACCOUNT);
+	xa_store(&area->pages, pgoff, page, GFP_KERNEL_ACCOUNT); /* replaces req */
 	area->nserved++;
 	mutex_unlock(&area->lock);
 

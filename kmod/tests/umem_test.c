@@ -993,6 +993,8 @@ TEST(many_faulters_multi_threaded_server_random_push_ahead)
 	c->fd = umem_create(CC_PAGES * PG, &sfd);
 	c->srv = umem_shmem_map(sfd, CC_PAGES * PG);
 	c->p = umem_map(c->fd, CC_PAGES * PG);
+	/* several readers poll one fd: only non-blocking reads can stop */
+	ASSERT_OK(fcntl(c->fd, F_SETFL, O_NONBLOCK));
 	for (int i = 0; i < CC_SERVERS; i++)
 		ASSERT_OK(-pthread_create(&s[i], NULL, cc_server, c));
 	ASSERT_OK(-pthread_create(&pu, NULL, cc_pusher, c));
