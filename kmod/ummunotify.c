@@ -114,7 +114,7 @@ struct ummunotify_ctx {
 	u32			tgid;
 	u32			max_regions;
 
-	spinlock_t		lock;
+	spinlock_t		lock;	/* see "Locking" at the top */
 	struct rb_root_cached	tree;
 	struct rb_root		cookies;
 	struct list_head	queue;
@@ -202,6 +202,13 @@ static bool ummunotify_readable(struct ummunotify_ctx *ctx)
 	return !list_empty(&ctx->queue) || ctx->need_last;
 }
 
+/* Lockless check for read()'s wait; re-checked under ctx->lock. */
+static bool ummunotify_wake_cond(struct ummunotify_ctx *ctx)
+{
+	return READ_ONCE(ctx->need_last) || READ_ONCE(ctx->mm_dead) ||
+	       !list_empty_careful(&ctx->queue);
+}
+
 static void ummunotify_wake(struct ummunotify_ctx *ctx)
 {
 	wake_up_interruptible(&ctx->read_wq);
@@ -229,8 +236,9 @@ static void ummunotify_mn_release(struct mmu_notifier *mn,
  * e.g. the OOM reaper): takes only ctx->lock, never sleeps or allocates,
  * and therefore never needs to return -EAGAIN.
  */
-static int ummunotify_mn_invalidate_range_start(struct mmu_notifier *mn,
-				const struct mmu_notifier_range *range)
+static int
+ummunotify_mn_invalidate_range_start(struct mmu_notifier *mn,
+				     const struct mmu_notifier_range *range)
 {
 	struct ummunotify_ctx *ctx = container_of(mn, struct ummunotify_ctx, mn);
 	struct ummunotify_reg *reg;
@@ -379,7 +387,7 @@ static bool ummunotify_requeue(struct ummunotify_ctx *ctx,
 			       struct ummunotify_reg *reg,
 			       const struct ummunotify_event *ev, u32 hits)
 {
-	reg->reading = false;
+	WRITE_ONCE(reg->reading, false);
 	if (reg->dead)
 		return reg->orphan;
 
@@ -434,9 +442,7 @@ static ssize_t ummunotify_read(struct file *file, char __user *buf,
 			if (file->f_flags & O_NONBLOCK)
 				return -EAGAIN;
 			ret = wait_event_interruptible(ctx->read_wq,
-					READ_ONCE(ctx->need_last) ||
-					READ_ONCE(ctx->mm_dead) ||
-					!list_empty_careful(&ctx->queue));
+						       ummunotify_wake_cond(ctx));
 			if (ret)
 				return ret;
 			spin_lock(&ctx->lock);
@@ -475,7 +481,7 @@ static ssize_t ummunotify_read(struct file *file, char __user *buf,
 			reg = regs[i];
 			if (!reg)
 				continue;
-			reg->reading = false;
+			WRITE_ONCE(reg->reading, false);
 			if (reg->dead) {
 				freed = true;
 				if (reg->orphan)
@@ -615,17 +621,6 @@ err_unlock:
 	return ret;
 }
 
-static bool ummunotify_reg_read_done(struct ummunotify_ctx *ctx,
-				     struct ummunotify_reg *reg)
-{
-	bool reading;
-
-	spin_lock(&ctx->lock);
-	reading = reg->reading;
-	spin_unlock(&ctx->lock);
-	return !reading;
-}
-
 static long ummunotify_unregister_region(struct ummunotify_ctx *ctx,
 					 __u64 __user *arg)
 {
@@ -664,18 +659,18 @@ static long ummunotify_unregister_region(struct ummunotify_ctx *ctx,
 	/*
 	 * A read() is copying this registration's report right now: let it
 	 * finish, so that no report of the cookie is delivered after we
-	 * return and the reader does not touch freed memory.
+	 * return and the reader does not touch freed memory.  The reader
+	 * clears ->reading under ctx->lock; taking the lock after seeing it
+	 * cleared orders the free after the reader's last access.  On a
+	 * fatal signal the reader, still copying, is left to free it.
 	 */
-	if (reading &&
-	    wait_event_killable(ctx->unreg_wq,
-				ummunotify_reg_read_done(ctx, reg))) {
+	if (reading) {
+		wait_event_killable(ctx->unreg_wq, !READ_ONCE(reg->reading));
 		spin_lock(&ctx->lock);
 		reading = reg->reading;
 		if (reading)
-			reg->orphan = true;	/* the reader frees it */
+			reg->orphan = true;
 		spin_unlock(&ctx->lock);
-	} else {
-		reading = false;
 	}
 	if (!reading)
 		kfree(reg);
