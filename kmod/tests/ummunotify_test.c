@@ -2000,9 +2000,9 @@ static void trace_on(void)
 	tracefs_write("tracing_on", "1");
 }
 
+/* Stop recording our events; the buffer stays readable, tracing stays on. */
 static void trace_off(void)
 {
-	tracefs_write("tracing_on", "0");
 	tracefs_write("events/ummunotify/enable", "0");
 }
 
