@@ -1211,6 +1211,56 @@ TEST(mm_exit_before_close)
 	ASSERT_EQ(*cnt, 1);
 }
 
+/*
+ * process_mrelease() reaps a killed process's mm the way the OOM reaper
+ * does, calling the notifier non-blockable
+ * (mmu_notifier_invalidate_range_start_nonblock).  The driver must never
+ * make it fail (-EAGAIN) or sleep there; whether the reap runs before the
+ * exiting task's own exit_mmap() (which detaches the notifier first) is a
+ * race, so a reaper report is checked when it happens and counted.
+ */
+TEST(nonblocking_invalidation_from_process_mrelease)
+{
+	int reaped = 0, tries = 10;
+
+	for (int t = 0; t < tries; t++) {
+		uint64_t p;
+		pid_t pid;
+		int go, fd = child_context(&pid, &p, &go);
+		int pidfd = syscall(SYS_pidfd_open, pid, 0);
+		struct ummunotify_event ev[4];
+		long ret;
+		int n;
+
+		ASSERT_TRUE(pidfd >= 0);
+		ASSERT_OK(syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL,
+				  0));
+		ret = syscall(SYS_process_mrelease, pidfd, 0);
+		if (ret)
+			ASSERT_EQ(errno, ESRCH);	/* already gone */
+		ASSERT_EQ(waitpid(pid, NULL, 0), pid);
+		n = read_evs(fd, ev, 4);
+		ASSERT_EQ(n, 2);
+		ASSERT_EQ(ev[0].type, UMMUNOTIFY_EVENT_TYPE_INVAL);
+		ASSERT_EQ(ev[0].user_cookie_counter, 55);
+		if (ev[0].flags == 0) {
+			/* the reap's UNMAP merged into the munmap report */
+			ASSERT_EQ(ev[0].hint_start, p);
+			ASSERT_EQ(ev[0].hint_end, p + 3 * pg());
+			ASSERT_GE(ev[1].user_cookie_counter, 2);
+			reaped++;
+		} else {
+			expect_inval(&ev[0], 55, 1, p + pg(), p + 2 * pg());
+			expect_last(&ev[1], 1);
+		}
+		close(go);
+		close(pidfd);
+		close(fd);
+	}
+	printf("# the non-blockable reap reached the notifier in %d of %d tries\n",
+	       reaped, tries);
+}
+
 static void *blocking_reader(void *arg)
 {
 	int fd = *(int *)arg;
