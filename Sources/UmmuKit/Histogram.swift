@@ -76,7 +76,8 @@ public struct Histogram: Sendable, Equatable {
 
     /// Quantile q (0...1), interpolated linearly inside the slot that holds
     /// the q-th sample, as Prometheus' histogram_quantile does. A slot spans
-    /// [lower, upper + 1). nil when empty.
+    /// [lower, upper + 1); the result is capped at the slot's largest
+    /// integer. nil when empty.
     public func percentile(_ q: Double) -> Double? {
         let n = total
         guard n > 0 else { return nil }
@@ -90,9 +91,10 @@ public struct Histogram: Sendable, Equatable {
                 if i == 0 { return 0 }
                 let lo = Double(Histogram.lowerBound(i))
                 if i == Histogram.slotCount - 1 { return lo }
-                let hi = Double(Histogram.upperBound(i)) + 1
+                let hi = Double(Histogram.upperBound(i))
                 let within = (rank - Double(before)) / Double(c)
-                return lo + (hi - lo) * max(0, min(1, within))
+                // Values are integers: never beyond the slot's largest one.
+                return min(lo + (hi + 1 - lo) * max(0, min(1, within)), hi)
             }
         }
         return nil

@@ -70,12 +70,12 @@ struct HistogramTests {
     @Test func percentilesInterpolateInsideABucket() throws {
         let h = hist(Array(repeating: 1500, count: 100))  // all in [1024, 2047]
         #expect(h.percentile(0.5) == 1536)
-        #expect(h.percentile(1) == 2048)
+        #expect(h.percentile(1) == 2047)
         #expect(h.percentile(0) == 1024)
-        // 99 ones and one 1000: p99 is the top of [1, 2), p100 the top of [512, 1024).
+        // 99 ones and one 1000: p99 is 1 (slot [1, 1]), p100 the top of [512, 1023].
         let g = hist(Array(repeating: 1, count: 99) + [1000])
-        #expect(g.percentile(0.99) == 2)
-        #expect(g.percentile(1.0) == 1024)
+        #expect(g.percentile(0.99) == 1)
+        #expect(g.percentile(1.0) == 1023)
         #expect(try #require(g.percentile(0.995)) == 768)
         #expect(Histogram().percentile(0.5) == nil)
         #expect(hist([0, 0, 0]).percentile(0.99) == 0)
