@@ -42,10 +42,11 @@
  * Locking
  *
  *   area->lock (mutex) protects the requests, pending, npending, released,
- *   nr_vmas and shmem, and serialises every change of area->pages.  The
- *   fault fast path reads area->pages without it: a served page is only
- *   removed when the area is freed, so an xa_load() (RCU inside) result
- *   that is a page stays valid while the caller holds a reference.
+ *   nr_vmas, shmem and the UMEM_INIT claim (initing, ready), and
+ *   serialises every change of area->pages.  The fault fast path reads
+ *   area->pages without it: a served page is only removed when the area
+ *   is freed, so an xa_load() (RCU inside) result that is a page stays
+ *   valid while the caller holds a reference.
  *   area->lock is never held across copy_{to,from}_user(), a read of the
  *   memory file or a sleep for the server.
  *
@@ -125,6 +126,7 @@ struct umem_area {
 	u64 id;				/* for tracepoints and fdinfo */
 	pgoff_t npages;			/* 0 until UMEM_INIT */
 	bool ready;			/* UMEM_INIT done; smp_load_acquire */
+	bool initing;			/* UMEM_INIT in progress */
 
 	struct mutex lock;		/* see "Locking" above */
 	struct xarray pages;		/* pgoff -> request or served page */
@@ -462,6 +464,12 @@ static int umem_release(struct inode *inode, struct file *file)
 	return 0;
 }
 
+/*
+ * UMEM_INIT.  area->lock is not held across the copy to user space (the
+ * buffer may be in another umem area and wait for its server): the call
+ * claims the area with ->initing instead; a concurrent or later INIT gets
+ * EBUSY.
+ */
 static long umem_init(struct umem_area *area, struct umem_init __user *uarg)
 {
 	struct umem_init arg;
@@ -477,16 +485,18 @@ static long umem_init(struct umem_area *area, struct umem_init __user *uarg)
 	npages = DIV_ROUND_UP(arg.size, PAGE_SIZE);
 
 	mutex_lock(&area->lock);
-	if (area->ready) {
-		ret = -EBUSY;
-		goto out_unlock;
-	}
+	ret = area->ready || area->initing ? -EBUSY : 0;
+	area->initing = !ret;
+	mutex_unlock(&area->lock);
+	if (ret)
+		return ret;
+
 	/* Like memfd: pages are charged as they are allocated. */
 	shmem = shmem_file_setup("umem", (loff_t)npages << PAGE_SHIFT,
 				 VM_NORESERVE);
 	if (IS_ERR(shmem)) {
 		ret = PTR_ERR(shmem);
-		goto out_unlock;
+		goto out_unclaim;
 	}
 	/* A file for read/write/lseek/pread/pwrite, as memfd_create() gives. */
 	shmem->f_mode |= FMODE_LSEEK | FMODE_PREAD | FMODE_PWRITE;
@@ -503,19 +513,24 @@ static long umem_init(struct umem_area *area, struct umem_init __user *uarg)
 		ret = -EFAULT;
 		goto out_put_fd;
 	}
+
+	mutex_lock(&area->lock);
 	area->npages = npages;
 	area->shmem = get_file(shmem);
-	fd_install(fd, shmem);
+	area->initing = false;
 	/* Publish npages and shmem to umem_ready_area() readers. */
 	smp_store_release(&area->ready, true);
 	mutex_unlock(&area->lock);
+	fd_install(fd, shmem);
 	return 0;
 
 out_put_fd:
 	put_unused_fd(fd);
 out_fput:
 	fput(shmem);
-out_unlock:
+out_unclaim:
+	mutex_lock(&area->lock);
+	area->initing = false;
 	mutex_unlock(&area->lock);
 	return ret;
 }
