@@ -1365,6 +1365,24 @@ TEST(tracepoints_fire_with_right_fields)
 	umem_serve1(fd, 2);
 	pthread_join(th, NULL);
 	ASSERT_TRUE(t.ok);
+	/* interrupted: a handled signal ends the wait, the thread refaults */
+	{
+		struct sigaction sa = { .sa_handler = on_usr1 };
+		struct toucher t4 = { .addr = p + 4 * PG, .pgoff = 4, .tag = 1 };
+		pthread_t th4;
+
+		sigaction(SIGUSR1, &sa, NULL);
+		ASSERT_OK(-pthread_create(&th4, NULL, touch_thread, &t4));
+		ASSERT_EQ(umem_read1(fd), 4);
+		usleep(100000);
+		pthread_kill(th4, SIGUSR1);
+		usleep(200000);
+		umem_fill(srv + 4 * PG, 4, 1);
+		umem_serve1(fd, 4);
+		pthread_join(th4, NULL);
+		ASSERT_TRUE(t4.ok);
+		ASSERT_EQ(usr1_count, 1);
+	}
 	/* pushed ahead: 5 and 6, then a touch that does not wait */
 	ASSERT_EQ(write(fd, offs, sizeof(offs)), 16);
 	(void)*(volatile unsigned char *)(p + 5 * PG);
@@ -1393,7 +1411,7 @@ TEST(tracepoints_fire_with_right_fields)
 	/* umem_fault(area, pgoff, must_wait, tgid) */
 	TRACE_HAS(1, "umem_fault: area=%llu pgoff=2 must_wait=1 tgid=%d", A, me);
 	/* umem_read(area, handed, pending) */
-	TRACE_HAS(1, "umem_read: area=%llu handed=1 pending=0", A);
+	TRACE_HAS(2, "umem_read: area=%llu handed=1 pending=0", A);  /* 2, 4 */
 	/* umem_write(area, pgoff, on_demand) */
 	TRACE_HAS(1, "umem_write: area=%llu pgoff=2 on_demand=1", A);
 	/* umem_fault_done(area, pgoff, outcome): exactly one per wait */
@@ -1409,6 +1427,14 @@ TEST(tracepoints_fire_with_right_fields)
 	snprintf(s, sizeof(s), "-%d ", t.tid);
 	ASSERT_EQ(trace_count(tr, s, "umem_fault: "), 1);
 	ASSERT_EQ(trace_count(tr, s, "umem_fault_done: "), 1);
+
+	/* interrupted wait: two pairs, one request, one on-demand write */
+	TRACE_HAS(2, "umem_fault: area=%llu pgoff=4 must_wait=1 tgid=%d", A, me);
+	TRACE_HAS(1, "umem_fault_done: area=%llu pgoff=4 outcome=interrupted", A);
+	TRACE_HAS(1, "umem_fault_done: area=%llu pgoff=4 outcome=served", A);
+	TRACE_HAS(1, "umem_write: area=%llu pgoff=4 on_demand=1", A);
+	TRACE_BEFORE("umem_fault_done: area=%llu pgoff=4 outcome=interrupted",
+		     "umem_write: area=%llu pgoff=4 ", A);
 
 	/* pushed ahead, then a fault that does not wait */
 	TRACE_HAS(1, "umem_write: area=%llu pgoff=5 on_demand=0", A);
