@@ -192,8 +192,13 @@ int BPF_PROG(um_fault_done, __u64 area_id, __u64 pgoff, __u64 outcome)
 	if (o < UMMU_UMEM_OUTCOMES)
 		t->done[o]++;
 	if (!start) {
-		/* A fault that did not wait, or whose start did not fit. */
-		t->stall_unmatched++;
+		/*
+		 * A fault that did not wait (must_wait = 0 is followed at once
+		 * by done(served)) is not a stall; anything else without a
+		 * start (map full: counted as stall_overflow; expired) is.
+		 */
+		if (outcome != 0)
+			t->stall_unmatched++;
 	} else {
 		lat = ts > start->ts ? ts - start->ts : 0;
 		bpf_map_delete_elem(&um_stalls, &sk);

@@ -43,6 +43,9 @@ struct ummu_config {
 
 /* ---- ummunotify ------------------------------------------------------ */
 
+/* Spans are clipped here (above any user address, 5-level paging included). */
+#define UMMU_USER_ADDR_END (1ULL << 57)
+
 /* enum mmu_notifier_event numbers as reported by the driver. */
 enum ummu_reason {
 	UMMU_REASON_UNMAP = 0,
@@ -130,7 +133,7 @@ struct um_totals {
 	__u64 on_demand;		/* written pages that had been requested */
 	__u64 pushed;			/* written pages pushed ahead */
 	__u64 service_unmatched;	/* on-demand write with no fault start */
-	__u64 stall_unmatched;		/* fault_done with no fault start */
+	__u64 stall_unmatched;		/* fault_done, not served, no fault start */
 	__u64 page_overflow;		/* um_pages full: service start lost */
 	__u64 stall_overflow;		/* um_stalls full: stall start lost */
 	__u64 proc_overflow;		/* um_procs full */
