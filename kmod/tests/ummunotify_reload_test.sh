@@ -3,7 +3,7 @@
 # Load/unload cycles of ummunotify.ko with no leak.  Runs inside the guest
 # (busybox sh, as root):
 #
-#   sh ummunotify_reload.sh [KO] [CYCLES] [ABI_CLIENT]
+#   sh ummunotify_reload_test.sh [KO] [CYCLES] [ABI_CLIENT]
 #
 #   KO          the module (default /lib/ummu/ummunotify.ko)
 #   CYCLES      default 1000
