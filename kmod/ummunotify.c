@@ -99,11 +99,17 @@ struct ummunotify_reg {
 	u64			hint_end;
 	/* invalidations in the queued report: 1, or 2 for "more than one" */
 	u32			hits;
-	/* the report is being copied to user space by read() */
-	bool			reading;
-	/* unregistered while reading: the reader must not requeue it */
+	/*
+	 * read() calls copying a report of this registration to user space.
+	 * A count, not a flag: once one reader dequeued it, a new
+	 * invalidation can queue it again and a concurrent reader (another
+	 * thread, or a fork child sharing the fd) dequeue it again while the
+	 * first is still copying.
+	 */
+	u32			reading;
+	/* unregistered while reading: the readers must not requeue it */
 	bool			dead;
-	/* unregister gave up waiting (fatal signal): the reader frees it */
+	/* unregister gave up waiting (fatal signal): the last reader frees it */
 	bool			orphan;
 };
 
@@ -375,21 +381,22 @@ static void ummunotify_dequeue(struct ummunotify_ctx *ctx,
 	}
 	list_del_init(&reg->queue);
 	ctx->nqueued--;
-	reg->reading = true;
+	WRITE_ONCE(reg->reading, reg->reading + 1);
 }
 
 /*
  * Called with ctx->lock held, for a report read() dequeued and could not
  * copy: put it back at the head of the queue, merged with any report
- * queued since.  Returns true when the caller must free @reg.
+ * queued since.  Returns true when the caller must free @reg (it was
+ * orphaned by unregister and this was its last reader).
  */
 static bool ummunotify_requeue(struct ummunotify_ctx *ctx,
 			       struct ummunotify_reg *reg,
 			       const struct ummunotify_event *ev, u32 hits)
 {
-	WRITE_ONCE(reg->reading, false);
+	WRITE_ONCE(reg->reading, reg->reading - 1);
 	if (reg->dead)
-		return reg->orphan;
+		return reg->orphan && !reg->reading;
 
 	if (list_empty(&reg->queue)) {
 		reg->hits = hits;
@@ -481,10 +488,10 @@ static ssize_t ummunotify_read(struct file *file, char __user *buf,
 			reg = regs[i];
 			if (!reg)
 				continue;
-			WRITE_ONCE(reg->reading, false);
+			WRITE_ONCE(reg->reading, reg->reading - 1);
 			if (reg->dead) {
 				freed = true;
-				if (reg->orphan)
+				if (reg->orphan && !reg->reading)
 					list_add(&reg->queue, &to_free);
 			}
 		}
@@ -649,7 +656,7 @@ static long ummunotify_unregister_region(struct ummunotify_ctx *ctx,
 		ctx->nqueued--;
 	}
 	nregs = --ctx->nregs;
-	reading = reg->reading;
+	reading = reg->reading != 0;
 	if (reading)
 		reg->dead = true;
 	spin_unlock(&ctx->lock);
@@ -659,15 +666,15 @@ static long ummunotify_unregister_region(struct ummunotify_ctx *ctx,
 	/*
 	 * A read() is copying this registration's report right now: let it
 	 * finish, so that no report of the cookie is delivered after we
-	 * return and the reader does not touch freed memory.  The reader
-	 * clears ->reading under ctx->lock; taking the lock after seeing it
-	 * cleared orders the free after the reader's last access.  On a
-	 * fatal signal the reader, still copying, is left to free it.
+	 * return and no reader touches freed memory.  Each reader drops
+	 * ->reading under ctx->lock; taking the lock after seeing it reach 0
+	 * orders the free after the last reader's last access.  On a fatal
+	 * signal the last reader still copying is left to free it.
 	 */
 	if (reading) {
 		wait_event_killable(ctx->unreg_wq, !READ_ONCE(reg->reading));
 		spin_lock(&ctx->lock);
-		reading = reg->reading;
+		reading = reg->reading != 0;
 		if (reading)
 			reg->orphan = true;
 		spin_unlock(&ctx->lock);

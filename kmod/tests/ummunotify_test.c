@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include <linux/ummunotify.h>
+#include <linux/userfaultfd.h>
 
 #include "ktest.h"
 
@@ -1935,6 +1936,114 @@ TEST_TIMEOUT(race_unregister_read_invalidate, 300)
 	ASSERT_EQ(errno, EAGAIN);
 	ASSERT_OK(madvise(r.p, 16 * pg(), MADV_DONTNEED));
 	ASSERT_ERRNO(read(r.fd, ev, sizeof(ev)), EAGAIN);
+}
+
+/*
+ * Two read()s in flight on the same registration: reader A dequeues its
+ * report and blocks copying it out (its buffer is userfaultfd-armed), a new
+ * invalidation queues the registration again and reader B dequeues it and
+ * blocks the same way.  A finishing must not let UNREGISTER_REGION believe
+ * the copy is over: it must wait for B too (abi.md: once it returns, no
+ * event of the cookie is delivered), and must not free the registration
+ * under B.
+ */
+struct uffd_reader {
+	int fd;
+	struct ummunotify_event *buf;
+	ssize_t ret;
+};
+
+static void *uffd_reader_fn(void *arg)
+{
+	struct uffd_reader *r = arg;
+
+	r->ret = read(r->fd, r->buf, EVSZ);
+	return NULL;
+}
+
+struct unreg_arg {
+	int fd;
+	int ret;
+	atomic_int done;
+};
+
+static void *unreg_fn(void *arg)
+{
+	struct unreg_arg *u = arg;
+
+	u->ret = un_unreg(u->fd, 7);
+	atomic_store(&u->done, 1);
+	return NULL;
+}
+
+static void uffd_wait_fault(int uffd, const void *addr)
+{
+	struct uffd_msg msg;
+
+	ASSERT_EQ(read(uffd, &msg, sizeof(msg)), sizeof(msg));
+	ASSERT_EQ(msg.event, UFFD_EVENT_PAGEFAULT);
+	ASSERT_EQ(msg.arg.pagefault.address & ~(uint64_t)(pg() - 1), U(addr));
+}
+
+static void uffd_fill(int uffd, void *dst, const char *src)
+{
+	struct uffdio_copy c = {
+		.dst = U(dst), .src = U(src), .len = pg(),
+	};
+
+	ASSERT_OK(ioctl(uffd, UFFDIO_COPY, &c));
+}
+
+TEST(unregister_waits_for_every_reader_of_its_report)
+{
+	int fd = un_open_nb();
+	char *p = map_pages(1);
+	char *src = map_pages(1);
+	char *bufs = mmap(NULL, 2 * pg(), PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	int uffd = syscall(SYS_userfaultfd, O_CLOEXEC);
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register ur = {
+		.range = { .start = U(bufs), .len = 2 * pg() },
+		.mode = UFFDIO_REGISTER_MODE_MISSING,
+	};
+	struct uffd_reader a = { fd, (void *)bufs, 0 };
+	struct uffd_reader b = { fd, (void *)(bufs + pg()), 0 };
+	struct unreg_arg u = { .fd = fd };
+	pthread_t ta, tb, tu;
+
+	ASSERT_TRUE(bufs != MAP_FAILED);
+	ASSERT_TRUE(uffd >= 0);
+	ASSERT_OK(ioctl(uffd, UFFDIO_API, &api));
+	ASSERT_OK(ioctl(uffd, UFFDIO_REGISTER, &ur));
+	ASSERT_OK(un_reg(fd, U(p), U(p + pg()), 7));
+
+	ASSERT_OK(madvise(p, pg(), MADV_DONTNEED));
+	ASSERT_EQ(pthread_create(&ta, NULL, uffd_reader_fn, &a), 0);
+	uffd_wait_fault(uffd, a.buf);		/* A holds report 1 */
+	p[0] = 1;
+	ASSERT_OK(madvise(p, pg(), MADV_DONTNEED));
+	ASSERT_EQ(pthread_create(&tb, NULL, uffd_reader_fn, &b), 0);
+	uffd_wait_fault(uffd, b.buf);		/* B holds report 2 */
+
+	uffd_fill(uffd, a.buf, src);
+	pthread_join(ta, NULL);
+	ASSERT_EQ(a.ret, EVSZ);
+	expect_inval(a.buf, 7, 1, U(p), U(p + pg()));
+
+	ASSERT_EQ(pthread_create(&tu, NULL, unreg_fn, &u), 0);
+	usleep(300000);
+	/* B is still copying report 2 of cookie 7: unregister must wait */
+	ASSERT_EQ(atomic_load(&u.done), 0);
+
+	uffd_fill(uffd, b.buf, src);
+	pthread_join(tb, NULL);
+	pthread_join(tu, NULL);
+	ASSERT_EQ(b.ret, EVSZ);
+	expect_inval(b.buf, 7, 1, U(p), U(p + pg()));
+	ASSERT_EQ(u.ret, 0);
+	ASSERT_EQ(un_unreg(fd, 7), -1);
+	ASSERT_EQ(errno, EINVAL);
 }
 
 /* ---- tracepoints ---------------------------------------------------- */
