@@ -11,6 +11,7 @@ let package = Package(
     products: [
         .library(name: "UmmuKit", targets: ["UmmuKit"]),
         .executable(name: "ummutrace", targets: ["ummutrace"]),
+        .executable(name: "ummutop", targets: ["ummutop"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -38,6 +39,26 @@ let package = Package(
                 "UmmuKit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
+        ),
+        // ncursesw from the system (Debian: libncurses-dev), for ummutop's screen.
+        .systemLibrary(
+            name: "CNcurses",
+            pkgConfig: "ncursesw",
+            providers: [.apt(["libncurses-dev"])]
+        ),
+        .executableTarget(
+            name: "ummutop",
+            dependencies: [
+                "UmmuKit",
+                "CNcurses",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // Benchmark (not a test): ummutop's refresh cost with many processes.
+        .executableTarget(
+            name: "ummutop-bench",
+            dependencies: ["UmmuKit", "UmmuBPF", "CLibbpf"],
+            path: "bench/ummutop_bench"
         ),
         // Benchmark (not a test): per-event BPF cost and ring buffer -> NDJSON rate.
         .executableTarget(

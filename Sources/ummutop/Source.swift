@@ -1,0 +1,35 @@
+import UmmuKit
+
+/// Where snapshots come from: the BPF maps, or synthetic processes
+/// (`--synthetic N`, for the benchmark and for trying the screen).
+final class Source {
+    private let tracer: Tracer?
+    private var synthetic: SyntheticSource?
+    private var lastNs: UInt64 = 0
+    let sides: [Side]
+
+    init(tracer: Tracer) {
+        self.tracer = tracer
+        sides = tracer.sides
+    }
+
+    init(synthetic n: Int) {
+        tracer = nil
+        synthetic = SyntheticSource(processes: n)
+        sides = Side.allCases
+        lastNs = monotonicNs()
+    }
+
+    func snapshot() -> Snapshot {
+        if let tracer { return tracer.snapshot() }
+        let now = monotonicNs()
+        let secs = Double(now &- lastNs) / 1e9
+        lastNs = now
+        return synthetic?.snapshot(advance: secs) ?? Snapshot()
+    }
+
+    /// Drops rows of exited processes from the maps (after they were counted).
+    func maintain() { tracer?.maintain() }
+
+    func detach() { tracer?.detach() }
+}
