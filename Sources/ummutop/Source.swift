@@ -28,8 +28,20 @@ final class Source {
         return synthetic?.snapshot(advance: secs) ?? Snapshot()
     }
 
-    /// Drops rows of exited processes from the maps (after they were counted).
-    func maintain() { tracer?.maintain() }
+    /// Drops rows of exited processes from the maps (after they were
+    /// counted) and expires stale fault starts, at most every
+    /// `maintainEveryNs`: walking every map costs about as much as a
+    /// snapshot, and an exited process has no activity to show meanwhile.
+    func maintain() {
+        guard let tracer else { return }
+        let now = monotonicNs()
+        if now &- lastMaintainNs < maintainEveryNs { return }
+        lastMaintainNs = now
+        tracer.maintain()
+    }
+
+    var maintainEveryNs: UInt64 = 10_000_000_000
+    private var lastMaintainNs: UInt64 = 0
 
     func detach() { tracer?.detach() }
 }
