@@ -9,10 +9,11 @@
  *   umem_write(area_id, pgoff, on_demand)           in the server, per page
  *
  * Service latency: first fault on a page -> the server's write of it, keyed
- * by (area, pgoff). Stall latency: fault -> fault_done of one thread, keyed
- * by (area, pgoff, tid). Both start maps are bounded hash maps; a start that
- * does not fit is counted (page_overflow / stall_overflow), never silent.
- * User space expires starts older than its --max-age.
+ * by (area, pgoff) in a bounded hash map; a start that does not fit is
+ * counted (page_overflow), never silent, and user space expires starts
+ * older than its --max-age. Stall latency: fault -> fault_done of one
+ * thread, kept in the thread's task storage (stall_overflow counts a
+ * failed allocation).
  */
 #include "ummu_helpers.bpf.h"
 
@@ -21,7 +22,6 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define UM_MAX_PROCS 1024
 #define UM_MAX_AREAS 1024
 #define UM_MAX_PAGES 16384
-#define UM_MAX_STALLS 16384
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -58,11 +58,17 @@ struct {
 	__type(value, struct um_page_val);
 } um_pages SEC(".maps");
 
+/*
+ * Stall start of the current thread's fault: a thread waits on at most one
+ * page at a time, and every umem_fault is followed by its umem_fault_done
+ * in the same thread (docs/tracepoints.md), so per-task storage holds it:
+ * no hash insert/delete on the fault path, and it is freed with the task.
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, UM_MAX_STALLS);
-	__type(key, struct um_stall_key);
-	__type(value, struct um_page_val);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct um_stall);
 } um_stalls SEC(".maps");
 
 static const struct um_proc um_proc_zero;
@@ -110,7 +116,6 @@ int BPF_PROG(um_fault, __u64 area_id, __u64 pgoff, __u64 must_wait,
 	     __u64 tgid64)
 {
 	__u32 tgid = (__u32)tgid64;
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct um_totals *t = totals();
 	struct um_proc *p;
 	struct um_area *a;
@@ -133,28 +138,31 @@ int BPF_PROG(um_fault, __u64 area_id, __u64 pgoff, __u64 must_wait,
 			__sync_fetch_and_add(&p->faults_waited, 1);
 	}
 	a = area_row(area_id, t);
-	if (a) {
-		if (!a->client_tgid)
-			a->client_tgid = tgid;
-		__sync_fetch_and_add(&a->faults, 1);
-	}
+	if (a && !a->client_tgid)
+		a->client_tgid = tgid;
 
 	if (must_wait || ummu_cfg.emit_events)
 		ts = bpf_ktime_get_ns();
 	if (must_wait) {
 		struct um_page_key pk = { .area_id = area_id, .pgoff = pgoff };
 		struct um_page_val pv = { .ts = ts, .tgid = tgid };
-		struct um_stall_key sk = { .area_id = area_id, .pgoff = pgoff,
-					   .tid = tid };
+		struct um_stall *st;
 		long err;
 
 		/* The first fault on a page starts its service clock. */
 		err = bpf_map_update_elem(&um_pages, &pk, &pv, BPF_NOEXIST);
 		if (err && err != -EEXIST)
 			t->page_overflow++;
-		err = bpf_map_update_elem(&um_stalls, &sk, &pv, BPF_ANY);
-		if (err)
+		st = bpf_task_storage_get(&um_stalls, bpf_get_current_task_btf(),
+					  0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+		if (st) {
+			st->area_id = area_id;
+			st->pgoff = pgoff;
+			st->ts = ts;
+			st->tgid = tgid;
+		} else {
 			t->stall_overflow++;
+		}
 	}
 	{
 		__u64 args[4] = { area_id, pgoff, must_wait, tgid64 };
@@ -167,13 +175,10 @@ int BPF_PROG(um_fault, __u64 area_id, __u64 pgoff, __u64 must_wait,
 SEC("raw_tp/umem_fault_done")
 int BPF_PROG(um_fault_done, __u64 area_id, __u64 pgoff, __u64 outcome)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tgid = (__u32)(id >> 32);
+	__u32 tgid = ummu_current_tgid();
 	__u64 ts = bpf_ktime_get_ns();
-	struct um_stall_key sk = { .area_id = area_id, .pgoff = pgoff,
-				   .tid = (__u32)id };
 	struct um_totals *t = totals();
-	struct um_page_val *start;
+	struct um_stall *start;
 	struct ummu_hist *h;
 	struct um_proc *p;
 	__u64 lat = 0;
@@ -182,7 +187,10 @@ int BPF_PROG(um_fault_done, __u64 area_id, __u64 pgoff, __u64 outcome)
 
 	if (!t)
 		return 0;
-	start = bpf_map_lookup_elem(&um_stalls, &sk);
+	start = bpf_task_storage_get(&um_stalls, bpf_get_current_task_btf(), 0, 0);
+	if (start && (!start->ts || start->area_id != area_id ||
+		      start->pgoff != pgoff))
+		start = NULL;
 	if (start)
 		tgid = start->tgid;	/* the fault's process, as umem_fault saw it */
 	if (ummu_filtered(tgid)) {
@@ -201,7 +209,7 @@ int BPF_PROG(um_fault_done, __u64 area_id, __u64 pgoff, __u64 outcome)
 			t->stall_unmatched++;
 	} else {
 		lat = ts > start->ts ? ts - start->ts : 0;
-		bpf_map_delete_elem(&um_stalls, &sk);
+		start->ts = 0;
 		h = hist(UM_HIST_STALL);
 		if (h)
 			ummu_hist_add(h, lat);
@@ -221,7 +229,6 @@ SEC("raw_tp/umem_read")
 int BPF_PROG(um_read, __u64 area_id, __u64 handed, __u64 pending)
 {
 	__u32 tgid = ummu_current_tgid();
-	__u64 ts = bpf_ktime_get_ns();
 	struct um_totals *t = totals();
 	struct ummu_hist *h;
 	struct um_area *a;
@@ -241,16 +248,12 @@ int BPF_PROG(um_read, __u64 area_id, __u64 handed, __u64 pending)
 		ummu_hist_add(h, handed);
 	if (!a)
 		a = area_row(area_id, t);
-	if (a) {
-		__sync_fetch_and_add(&a->reads, 1);
-		__sync_fetch_and_add(&a->handed, handed);
-		a->pending = pending;
-		a->pending_ts = ts;
-	}
-	{
+	if (a)
+		a->pending = pending;	/* one shared value: the last read wins */
+	if (ummu_cfg.emit_events) {
 		__u64 args[3] = { area_id, handed, pending };
 
-		ummu_emit(UMMU_EV_UM_READ, tgid, args, 3, ts, 0);
+		ummu_emit(UMMU_EV_UM_READ, tgid, args, 3, bpf_ktime_get_ns(), 0);
 	}
 	return 0;
 }
@@ -271,12 +274,16 @@ int BPF_PROG(um_write, __u64 area_id, __u64 pgoff, __u64 on_demand)
 
 	if (!t)
 		return 0;
-	pv = bpf_map_lookup_elem(&um_pages, &pk);
-	a = bpf_map_lookup_elem(&um_areas, &area_id);
+	/* Only a requested page can have a service start. */
+	pv = on_demand ? bpf_map_lookup_elem(&um_pages, &pk) : NULL;
 	if (pv)
 		client = pv->tgid;
-	else if (a)
-		client = a->client_tgid;
+	if (ummu_cfg.filter_tgid && !pv) {
+		/* A pushed page: the filter asks whose area it is. */
+		a = bpf_map_lookup_elem(&um_areas, &area_id);
+		if (a)
+			client = a->client_tgid;
+	}
 	if (ummu_filtered(tgid) && ummu_filtered(client)) {
 		t->filtered++;
 		return 0;
@@ -286,14 +293,6 @@ int BPF_PROG(um_write, __u64 area_id, __u64 pgoff, __u64 on_demand)
 		t->on_demand++;
 	else
 		t->pushed++;
-	if (!a)
-		a = area_row(area_id, t);
-	if (a) {
-		if (on_demand)
-			__sync_fetch_and_add(&a->on_demand, 1);
-		else
-			__sync_fetch_and_add(&a->pushed, 1);
-	}
 	if (pv) {
 		lat = ts > pv->ts ? ts - pv->ts : 0;
 		bpf_map_delete_elem(&um_pages, &pk);

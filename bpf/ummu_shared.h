@@ -135,7 +135,7 @@ struct um_totals {
 	__u64 service_unmatched;	/* on-demand write with no fault start */
 	__u64 stall_unmatched;		/* fault_done, not served, no fault start */
 	__u64 page_overflow;		/* um_pages full: service start lost */
-	__u64 stall_overflow;		/* um_stalls full: stall start lost */
+	__u64 stall_overflow;		/* task storage allocation failed */
 	__u64 proc_overflow;		/* um_procs full */
 	__u64 area_overflow;		/* um_areas full */
 	__u64 filtered;
@@ -165,16 +165,9 @@ struct um_area {
 	__u32 client_tgid;	/* tgid of the first faulting process */
 	__u32 pad;
 	__u64 pending;		/* pending requests after the last read */
-	__u64 pending_ts;
-	__u64 faults;
-	__u64 reads;
-	__u64 handed;
-	__u64 on_demand;
-	__u64 pushed;
 };
 
-/* um_pages: HASH, first-fault start of a page awaiting service (value
- * struct um_page_val); um_stalls uses the same value. */
+/* um_pages: HASH, first-fault start of a page awaiting service. */
 struct um_page_key {
 	__u64 area_id;
 	__u64 pgoff;
@@ -186,11 +179,12 @@ struct um_page_val {
 	__u32 pad;
 };
 
-/* um_stalls: HASH, fault start per (area, page, thread). */
-struct um_stall_key {
+/* um_stalls: TASK_STORAGE, the current fault of a thread (ts 0: none). */
+struct um_stall {
 	__u64 area_id;
 	__u64 pgoff;
-	__u32 tid;
+	__u64 ts;
+	__u32 tgid;
 	__u32 pad;
 };
 

@@ -283,8 +283,9 @@ public final class Tracer: @unchecked Sendable {
     // MARK: maintenance
 
     /// Removes rows of processes that have exited (after a snapshot has
-    /// counted them; totals are unaffected) and expires fault starts older
-    /// than maxStartAgeNs. Returns the number of entries removed.
+    /// counted them; totals are unaffected) and expires service starts older
+    /// than maxStartAgeNs (stall starts live in task storage and go with
+    /// their thread). Returns the number of entries removed.
     @discardableResult
     public func maintain(isAlive: (UInt32) -> Bool = processExists) -> Int {
         var removed = 0
@@ -319,14 +320,6 @@ public final class Tracer: @unchecked Sendable {
                     }
                 }
             }
-            if let m = try? o.map("um_stalls") {
-                for k in m.keys(as: StallKey.self) {
-                    if let v = m.lookup(k, as: um_page_val.self)?.first, v.ts < cutoff, m.delete(k) {
-                        expired += 1
-                        removed += 1
-                    }
-                }
-            }
         }
         return removed
     }
@@ -336,13 +329,6 @@ public final class Tracer: @unchecked Sendable {
 struct PageKey: Hashable, BitwiseCopyable {
     var area: UInt64
     var pgoff: UInt64
-}
-
-struct StallKey: Hashable, BitwiseCopyable {
-    var area: UInt64
-    var pgoff: UInt64
-    var tid: UInt32
-    var pad: UInt32
 }
 
 /// True while /proc/PID exists.

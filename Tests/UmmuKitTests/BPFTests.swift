@@ -18,6 +18,25 @@ func load(_ side: Side, _ options: LoadOptions = LoadOptions()) throws -> (Trace
 
 func sleepMs(_ ms: UInt32) { usleep(ms * 1000) }
 
+/// Runs body on a new pthread and waits for it; false if it could not start.
+func Thread_run(_ body: @escaping @Sendable () -> Void) -> Bool {
+    final class Box: @unchecked Sendable { let f: @Sendable () -> Void; init(_ f: @escaping @Sendable () -> Void) { self.f = f } }
+    let box = Unmanaged.passRetained(Box(body)).toOpaque()
+    var th = pthread_t()
+    let rc = pthread_create(&th, nil, { arg in
+        guard let arg else { return nil }
+        let b = Unmanaged<Box>.fromOpaque(arg).takeRetainedValue()
+        b.f()
+        return nil
+    }, box)
+    if rc != 0 {
+        Unmanaged<Box>.fromOpaque(box).release()
+        return false
+    }
+    pthread_join(th, nil)
+    return true
+}
+
 let me = UInt32(getpid())
 
 // Argument builders in TP_PROTO order (docs/tracepoints.md).
@@ -64,7 +83,7 @@ struct BPFTests {
         #expect(try um.map("um_procs").valueSize == MemoryLayout<um_proc>.size)
         #expect(try um.map("um_areas").valueSize == MemoryLayout<um_area>.size)
         #expect(try um.map("um_pages").keySize == MemoryLayout<um_page_key>.size)
-        #expect(try um.map("um_stalls").keySize == MemoryLayout<um_stall_key>.size)
+        #expect(try um.map("um_stalls").valueSize == MemoryLayout<um_stall>.size)
         #expect(MemoryLayout<ummu_event>.size == 96)
         #expect(MemoryLayout<ummu_hist>.size == 66 * 8)
     }
@@ -212,7 +231,22 @@ struct BPFTests {
         #expect(p.stallLatency.count == 1)
         // The start maps are empty again.
         #expect(try o.map("um_pages").keys(as: PageKey.self).isEmpty)
-        #expect(try o.map("um_stalls").keys(as: StallKey.self).isEmpty)
+    }
+
+    @Test func stallStartsAreKeptPerThread() throws {
+        let (t, o) = try load(.umem)
+        try fault(o, area: 7, pgoff: 1)
+        // Another thread's fault_done on the same page does not end this one's stall.
+        let other = Thread_run { try? faultDone(o, area: 7, pgoff: 1, outcome: 2) }
+        #expect(other)
+        try faultDone(o, area: 7, pgoff: 2, outcome: 2)  // another page: no match
+        sleepMs(2)
+        try faultDone(o, area: 7, pgoff: 1)
+        try faultDone(o, area: 7, pgoff: 1)  // already ended: served without a start, ignored
+        let m = try #require(t.snapshot().umem)
+        #expect(m.stallLatency.count == 1 && m.stallLatency.sum >= 2_000_000)
+        #expect(m.stallUnmatched == 2)
+        #expect(m.outcomes == [2, 0, 2, 0, 0])
     }
 
     @Test func serverReadsHandOffsetsAndReportPending() throws {
@@ -230,14 +264,17 @@ struct BPFTests {
     }
 
     @Test func faultStartsAreBoundedAndOverflowIsCounted() throws {
-        let (t, o) = try load(.umem, LoadOptions(mapSizes: ["um_pages": 4, "um_stalls": 5, "um_procs": 1]))
+        let (t, o) = try load(.umem, LoadOptions(mapSizes: ["um_pages": 4, "um_procs": 1, "um_areas": 2]))
         for pg in 0..<8 { try fault(o, pgoff: UInt64(pg)) }
         try fault(o, pgoff: 0, tgid: 4242)  // second process: no row left
+        try fault(o, area: 8, pgoff: 0, wait: false)
+        try fault(o, area: 9, pgoff: 0, wait: false)  // third area: no row left
         let m = try #require(t.snapshot().umem)
-        #expect(m.faults == 9)
+        #expect(m.faults == 11)
         #expect(m.pageOverflow == 4)   // pages 4..7 (page 0 again is not new)
-        #expect(m.stallOverflow == 3)  // 5 fit; page 0 again overwrites its own entry
+        #expect(m.stallOverflow == 0)  // task storage: one start per thread
         #expect(m.processOverflow == 1)
+        #expect(m.areaOverflow == 1)
         #expect(try o.map("um_pages").keys(as: PageKey.self).count == 4)
     }
 
@@ -248,11 +285,11 @@ struct BPFTests {
         t.maxStartAgeNs = 1_000_000
         sleepMs(5)
         let removed = t.maintain(isAlive: { $0 != 4242 })
-        #expect(removed == 2 + 4)  // row 4242 and area 7; two page and two stall starts
+        #expect(removed == 2 + 2)  // row 4242 and area 7; two service starts
         let s = t.snapshot()
         #expect(s.processes[4242] == nil && s.processes[me] != nil)
         #expect(s.umem?.faults == 2)
-        #expect(s.umem?.expired == 4)
+        #expect(s.umem?.expired == 2)
         try write(o, area: 8, pgoff: 1, onDemand: true)
         #expect(t.snapshot().umem?.serviceUnmatched == 1)
     }

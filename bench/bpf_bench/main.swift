@@ -7,12 +7,13 @@
 //  2. Ring buffer -> NDJSON: events per second the Swift consumer formats and
 //     writes to /dev/null, from a ring buffer pre-filled by test runs.
 //
-// Run as root:  swift run -c release ummu-bpf-bench [events-per-program]
+// Run as root:  swift run -c release ummu-bpf-bench [events-per-program [rounds]]
 import Glibc
 import UmmuKit
 
 
 let perProgram = CommandLine.arguments.count > 1 ? Int(CommandLine.arguments[1]) ?? 200_000 : 200_000
+let rounds = CommandLine.arguments.count > 2 ? Int(CommandLine.arguments[2]) ?? 5 : 5
 
 func fail(_ s: String) -> Never {
     var err = OutputBuffer(fd: 2)
@@ -48,6 +49,7 @@ do {
         try measure(base, perProgram) { _ in try base.testRun([1, 4242, 0x10000, 0x13000, 0, 1, 1, 1]) }
     }
 
+    for _ in 0..<rounds {
     for events in [false, true] {
         let opts = LoadOptions(events: events, ringBytes: 1 << 26)
         let suffix = events ? " +events" : ""
@@ -97,13 +99,24 @@ do {
         rows.append(Row(name: "umem_read" + suffix, ns: c4, baseline: b2))
         drain.consume()
     }
+    }
     stats.close()
 
-    print("## per-event BPF cost (BPF_PROG_TEST_RUN, \(perProgram) runs each, kernel run_time_ns/run_cnt)")
+    func median(_ v: [Double]) -> Double {
+        let s = v.sorted()
+        return s.isEmpty ? .nan : s[s.count / 2]
+    }
+    print("## per-event BPF cost (BPF_PROG_TEST_RUN, \(perProgram) runs each, kernel run_time_ns/run_cnt,"
+        + " median of \(rounds) rounds)")
     print(Fmt.pad("program", 28, right: true) + Fmt.pad("ns/event", 10) + Fmt.pad("minimal", 10) + Fmt.pad("ratio", 8))
-    for r in rows {
-        print(Fmt.pad(r.name, 28, right: true) + Fmt.pad(Fmt.fixed(r.ns, 1), 10)
-            + Fmt.pad(Fmt.fixed(r.baseline, 1), 10) + Fmt.pad(Fmt.fixed(r.ns / r.baseline, 2) + "x", 8))
+    var names: [String] = []
+    for r in rows where !names.contains(r.name) { names.append(r.name) }
+    for name in names {
+        let rs = rows.filter { $0.name == name }
+        let ns = median(rs.map(\.ns))
+        let base = median(rs.map(\.baseline))
+        print(Fmt.pad(name, 28, right: true) + Fmt.pad(Fmt.fixed(ns, 1), 10)
+            + Fmt.pad(Fmt.fixed(base, 1), 10) + Fmt.pad(Fmt.fixed(ns / base, 2) + "x", 8))
     }
 
     // 2. Ring buffer -> NDJSON.
@@ -115,7 +128,7 @@ do {
         let formatter = EventFormatter(style: style)
         var best = 0.0
         var bytes = 0
-        for _ in 0..<3 {
+        for _ in 0..<5 {
             for i in 0..<total { try fault.testRun([UInt64(i & 15), UInt64(i), 0, 4242]) }
             var n = 0
             var written = 0
@@ -139,7 +152,7 @@ do {
             bytes = written
         }
         print("ring buffer -> \(style == .json ? "NDJSON" : "text  ") : \(Fmt.fixed(best / 1e6, 2)) M events/s"
-            + " (best of 3 x \(total) events, \(bytes / total) bytes/event, to /dev/null)")
+            + " (best of 5 x \(total) events, \(bytes / total) bytes/event, to /dev/null)")
     }
 } catch let e as UmmuError {
     fail(e.message)
