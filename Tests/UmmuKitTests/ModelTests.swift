@@ -275,3 +275,47 @@ struct TextTests {
         #expect(Fmt.rfc3339(0) == "1970-01-01T00:00:00.000Z")
     }
 }
+
+@Suite("Start-up checks")
+struct StartupTests {
+    func status(_ capEff: String) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("ummu-status-\(getpid())-\(capEff)").path
+        try "Name:\tx\nCapInh:\t0000000000000000\nCapEff:\t\(capEff)\nCapBnd:\t000001ffffffffff\n"
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test func privilegesNeedSysAdminOrBPFAndPerfmon() throws {
+        for ok in ["000001ffffffffff", "0000000000200000", "000000c000000000"] {
+            let p = try status(ok)
+            defer { unlink(p) }
+            #expect(throws: Never.self) { try checkPrivileges(statusPath: p) }
+        }
+        for bad in ["0000000000000000", "0000008000000000", "0000004000000000"] {
+            let p = try status(bad)
+            defer { unlink(p) }
+            #expect(throws: UmmuError(.privileges, "need root or CAP_BPF+CAP_PERFMON to trace (try sudo)")) {
+                try checkPrivileges(statusPath: p)
+            }
+        }
+        #expect(UmmuError(.privileges, "").exitCode == 3)
+        #expect(UmmuError(.driverAbsent, "").exitCode == 4)
+        #expect(UmmuError(.noBPF, "").exitCode == 5)
+    }
+
+    static let noDrivers = access("/sys/module/umem", F_OK) != 0 && access("/sys/module/ummunotify", F_OK) != 0
+
+    @Test(.enabled(if: isRoot, rootReason),
+          .enabled(if: noDrivers, "the ummu modules are loaded on this host; the guest e2e test covers absence"))
+    func absentTracepointsAreOneClearLine() throws {
+        // This host has no ummu modules: attaching must fail with the driver hint.
+        #expect(throws: UmmuError(.driverAbsent,
+            "tracepoint umem:umem_fault not found: is umem.ko loaded? (modprobe umem)")) {
+            _ = try Tracer(sides: [.umem], required: true)
+        }
+        #expect(throws: UmmuError(.driverAbsent,
+            "no ummu tracepoints found: are ummunotify.ko and umem.ko loaded? (modprobe ummunotify umem)")) {
+            _ = try Tracer()
+        }
+    }
+}
