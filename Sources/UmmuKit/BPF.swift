@@ -234,8 +234,9 @@ public final class BPFObject: @unchecked Sendable {
                 throw UmmuError(.bpf, "cannot configure the \(id) BPF object: \(UmmuError.errnoText(rc))")
             }
             if let m = bpf_object__find_map_by_name(obj, "events") {
-                // A ring buffer needs a power-of-two size of at least a page.
-                var size = UInt32(max(4096, Int(options.ringBytes)))
+                // A ring buffer needs a power-of-two size of at least a page;
+                // without events it stays at that minimum.
+                var size = UInt32(max(4096, options.events ? Int(options.ringBytes) : 0))
                 if size & (size - 1) != 0 { size = UInt32(1) << UInt32(32 - size.leadingZeroBitCount) }
                 bpf_map__set_max_entries(m, size)
             }
