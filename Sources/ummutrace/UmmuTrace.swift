@@ -16,6 +16,8 @@ struct UmmuTrace: ParsableCommand {
               ummutrace --umem 1     # only the umem driver
               ummutrace --json 1     # NDJSON, one object per second (docs/ummutrace.schema.json)
               ummutrace --events     # one line per tracepoint hit, drops reported every second
+              ummutrace --metrics-file /var/lib/prometheus/node-exporter/ummu.prom 10
+                                     # exporter: rewrite a Prometheus file every 10 s (docs/metrics.md)
             Needs root (or CAP_BPF+CAP_PERFMON) and the drivers' modules loaded.
             """
     )
@@ -59,6 +61,12 @@ struct UmmuTrace: ParsableCommand {
     @Flag(help: "Print libbpf and verifier messages.")
     var verbose = false
 
+    @Option(help: ArgumentHelp("Exporter: rewrite this Prometheus text file atomically every interval (default 10 s) instead of printing; for node_exporter's textfile collector (docs/metrics.md).", valueName: "PATH"))
+    var metricsFile: String?
+
+    @Option(help: "With --metrics-file: processes with their own series; the rest are pid=\"other\".")
+    var metricsTop: Int = 10
+
     func validate() throws {
         if let interval, !(interval > 0 && interval <= 86_400) {
             throw ValidationError("interval must be between 0 and 86400 seconds")
@@ -67,6 +75,10 @@ struct UmmuTrace: ParsableCommand {
         if pid == 0 { throw ValidationError("-p needs a process id > 0") }
         if ringKib < 4 || ringKib > 1 << 20 { throw ValidationError("--ring-kib must be 4..1048576") }
         if !(maxAge > 0) { throw ValidationError("--max-age must be positive") }
+        if metricsFile != nil && (events || json) {
+            throw ValidationError("--metrics-file cannot be combined with --events or --json")
+        }
+        if metricsTop < 0 || metricsTop > 1000 { throw ValidationError("--metrics-top must be 0..1000") }
     }
 
     func run() throws {
@@ -77,18 +89,28 @@ struct UmmuTrace: ParsableCommand {
             err.append("ummutrace: \(e.message)\n")
             err.flush()
             throw ExitCode(e.exitCode)
+        } catch let e as MetricsFileError {
+            var err = OutputBuffer(fd: 2)
+            err.append("ummutrace: \(e)\n")
+            err.flush()
+            throw ExitCode(1)
         }
     }
 
     func trace() throws {
         signal(SIGPIPE, SIG_IGN)
         setLibbpfVerbose(verbose)
+        // The metrics file's directory first: a wrong path is one clear line
+        // even without privileges.
+        let exporter = try metricsFile.map {
+            try UmmuMetricsExporter(path: $0, config: UmmuMetricsConfig(topN: metricsTop))
+        }
         try checkPrivileges()
         try checkBPFSupport()
 
         let sides: [Side] = ummunotify == umem ? Side.allCases : (ummunotify ? [.ummunotify] : [.umem])
         let options = LoadOptions(filterPID: pid ?? 0, events: events, ringBytes: ringKib * 1024)
-        let stats = bpfStats ? try BPFStatsGuard() : nil
+        let stats = bpfStats || exporter != nil ? try BPFStatsGuard() : nil
         defer { stats?.close() }
         let tracer = try Tracer(sides: sides, required: ummunotify != umem, options: options)
         defer { tracer.detach() }
@@ -102,6 +124,8 @@ struct UmmuTrace: ParsableCommand {
         var out = OutputBuffer(fd: 1)
         if events {
             try runEvents(tracer, signals, &out)
+        } else if var exporter {
+            try runExporter(tracer, signals, &exporter)
         } else {
             try runIntervals(tracer, signals, &out)
         }
@@ -134,6 +158,30 @@ struct UmmuTrace: ParsableCommand {
             printed += 1
             tracer.maintain()
             if stop || (count.map { printed >= $0 } ?? false) { return }
+        }
+    }
+
+    /// Exporter mode: the file is written at once (empty counters), then
+    /// every interval; a failed write is reported and retried next time.
+    func runExporter(_ tracer: Tracer, _ signals: SignalWatcher, _ exporter: inout UmmuMetricsExporter) throws {
+        var prev = tracer.snapshot()
+        try exporter.update(Interval(from: prev, to: prev))
+        var written = 0
+        let intervalNs = UInt64((interval ?? 10) * 1e9)
+        while true {
+            let stop = signals.wait(untilNs: monotonicNs() + intervalNs, ring: nil)
+            let cur = tracer.snapshot()
+            do {
+                try exporter.update(Interval(from: prev, to: cur))
+            } catch {
+                var err = OutputBuffer(fd: 2)
+                err.append("ummutrace: \(error)\n")
+                err.flush()
+            }
+            prev = cur
+            written += 1
+            tracer.maintain()
+            if stop || (count.map { written >= $0 } ?? false) { return }
         }
     }
 
