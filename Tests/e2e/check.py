@@ -130,6 +130,19 @@ def main():
         check(f"{name}: events read = workload's events", row["ummunotify"]["events_read"] == wl["events"],
               f"got {row['ummunotify']['events_read']} want {wl['events']}")
 
+    # --- totals over the whole window equal the sums of the workloads
+    wls = [summary(secs, n)[0] for n in exact]
+    wls = [w for w in wls if w]
+    for key in ("registers", "unregisters", "reads", "events"):
+        want = sum(w[key] for w in wls)
+        got = totals(intervals, "ummunotify", "events_read" if key == "events" else key)
+        check(f"totals: ummunotify {key} = the workloads' sum", got == want, f"got {got} want {want}")
+    err = secs.get("intervals.stderr", ("", 0))[0]
+    check("intervals: nothing on stderr", not err.strip(), err[:300])
+    check("intervals: about one second apart",
+          all(0.9e9 < iv["duration_ns"] < 3e9 for iv in intervals[:-1]),
+          f"{[iv['duration_ns'] for iv in intervals]}")
+
     # --- umem: faults and latency bracket the injected delay
     pc, prc = summary(secs, "wl_postcopy")
     check("wl_postcopy: workload ran clean", prc == 0 and pc.get("exact") is True, f"rc={prc}")
@@ -149,6 +162,12 @@ def main():
         client = rows.get(pc["pid_client"])
         check("umem: a row for the faulting client", client is not None and client["umem"]["faults_waited"] == waited,
               f"{client and dict(client['umem'])}")
+        check("umem: offsets handed to the server = its requests",
+              totals(intervals, "umem", "offsets_handed") == pc["requests"],
+              f"got {totals(intervals, 'umem', 'offsets_handed')} want {pc['requests']}")
+        check("umem: every service and stall sample paired",
+              totals(intervals, "umem", "service_unmatched") == 0
+              and totals(intervals, "umem", "stall_unmatched") == 0)
         service = merge_hist(intervals, "umem", "service_latency_ns")
         n = sum(service.values())
         below = sum(c for (lo, hi), c in service.items() if hi < delay_ns)
@@ -172,6 +191,9 @@ def main():
     drops = [o for o in events if o.get("type") == "drops"]
     check("events: a drops record per interval, none dropped",
           drops and all(d["dropped_events"] == 0 for d in drops), f"{drops[:2]}")
+    delivered = sum(d["delivered_events"] for d in drops)
+    n_events = sum(1 for o in events if o.get("type") == "event")
+    check("events: delivered counts add up", delivered == n_events, f"{delivered} vs {n_events}")
     ev_un, _ = summary(secs, "ev_unmap")
     if ev_un:
         n = sum(1 for o in events if o.get("event") == "ummunotify_notify" and o["pid"] == ev_un["pid"])
