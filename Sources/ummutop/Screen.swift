@@ -20,6 +20,7 @@ final class Screen {
     /// (no terminfo entry for $TERM, for example).
     func start() throws {
         setlocale(LC_ALL, "")
+        addBundledTerminfo()
         unicode = ummu_utf8_locale() != 0
         // newterm (unlike initscr) returns NULL instead of exiting.
         guard let term = newterm(nil, ummu_stdout(), ummu_stdin()) else {
@@ -49,6 +50,25 @@ final class Screen {
             init_pair(2, Int16(COLOR_BLACK), Int16(COLOR_GREEN))
             init_pair(3, Int16(COLOR_BLACK), Int16(COLOR_CYAN))
             init_pair(4, Int16(COLOR_BLACK), Int16(COLOR_WHITE))
+        }
+    }
+
+    /// A static binary in a bare system (the busybox guest) has no terminfo
+    /// database: when neither TERMINFO nor TERMINFO_DIRS is set, also look
+    /// in a `terminfo` directory beside the executable or its parent
+    /// (scripts/demo copies the host's entries there), after the usual ones.
+    private func addBundledTerminfo() {
+        guard getenv("TERMINFO") == nil, getenv("TERMINFO_DIRS") == nil else { return }
+        var buf = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/self/exe", &buf, buf.count - 1)
+        guard n > 0 else { return }
+        let exe = String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        guard let slash = exe.lastIndex(of: "/") else { return }
+        let dir = String(exe[..<slash])
+        let parent = dir.lastIndex(of: "/").map { String(dir[..<$0]) } ?? dir
+        for candidate in [dir + "/terminfo", parent + "/terminfo"] where access(candidate, R_OK | X_OK) == 0 {
+            setenv("TERMINFO_DIRS", "/etc/terminfo:/lib/terminfo:/usr/share/terminfo:" + candidate, 1)
+            return
         }
     }
 
