@@ -6,6 +6,8 @@ post-copy server injected, and every JSON object must match the documented
 schema.  Usage: check.py GUEST_OUTPUT [SCHEMA]"""
 import json
 import re
+import shutil
+import subprocess
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -218,6 +220,37 @@ def main():
     check("text: -T prints timestamps", re.search(r"^\d\d:\d\d:\d\d", body, re.M), body[:200])
     body, rc = secs.get("textms", ("", -1))
     check("text: -m prints milliseconds", rc == 0 and re.search(r"msecs( \([^)]*\))?\s+: count\s+distribution", body), body[:300])
+
+    # --- the exporter's file: promtool accepts it, and it carries the workloads
+    body, rc = secs.get("metrics", ("", -1))
+    check("metrics: the exporter exits 0 on Ctrl-C", rc == 0, f"rc={rc}")
+    promtool = shutil.which("promtool")
+    check("metrics: promtool is installed", promtool)
+    if promtool:
+        p = subprocess.run([promtool, "check", "metrics"], input=body, text=True, capture_output=True)
+        check("metrics: promtool check metrics accepts the file", p.returncode == 0, p.stdout + p.stderr)
+    samples = defaultdict(float)
+    for line in body.splitlines():
+        m = re.match(r"^([a-z_]+)(\{[^}]*\})? (\S+)$", line)
+        if m:
+            samples[(m.group(1), m.group(2) or "")] += float(m.group(3))
+
+    def total_of(name, **labels):
+        want = [f'{k}="{v}"' for k, v in labels.items()]
+        return sum(v for (n, lab), v in samples.items() if n == name and all(w in lab for w in want))
+
+    mx, _ = summary(secs, "mx_unmap")
+    if mx:
+        got = total_of("ummu_ummunotify_invalidations_total", reason="unmap", pid=mx["pid"])
+        check("metrics: regcache's unmap invalidations counted", got == mx["ops_total"], f"got {got}")
+    mp, _ = summary(secs, "mx_postcopy")
+    if mp:
+        got = total_of("ummu_umem_service_latency_seconds_count")
+        check("metrics: one service latency sample per on-demand page", got == mp["faults_served"],
+              f"got {got} want {mp['faults_served']}")
+        got = total_of("ummu_umem_pages_served_total", how="pushed")
+        check("metrics: pushed pages counted", got == mp["pages_pushed"], f"got {got} want {mp['pages_pushed']}")
+    check("metrics: last write timestamp set", total_of("ummu_exporter_last_write_timestamp_seconds") > 1e9)
 
     # --- PID filter
     body, rc = secs.get("filtered", ("", -1))

@@ -70,6 +70,23 @@ run txm_postcopy postcopy --pages 16 --threads 1 --push-ahead 0 --delay-us 5000 
 sleep 1.2
 stop_tracer textms
 
+# 3b. The exporter: a Prometheus text file rewritten every second while the
+#     workloads run; its last version is checked on the host.
+mkdir -p /tmp/prom
+ummutrace --metrics-file /tmp/prom/ummu.prom 1 2>/tmp/prom.err &
+tracer=$!
+i=0
+while [ ! -s /tmp/prom/ummu.prom ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+run mx_unmap regcache --buffers 2 --ops 7 --mix unmap=1 --json
+run mx_postcopy postcopy --pages 16 --threads 1 --push-ahead 25 --delay-us 2000 --json
+sleep 2.5
+kill -INT $tracer
+wait $tracer
+rc=$?
+begin metrics
+cat /tmp/prom/ummu.prom /tmp/prom.err
+end metrics $rc
+
 # 4. The PID filter: trace only init (pid 1), which never uses the devices.
 start_tracer /tmp/filtered.json --json -p 1 1
 run pf_unmap regcache --buffers 2 --ops 9 --mix unmap=1 --json
