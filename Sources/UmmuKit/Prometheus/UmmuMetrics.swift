@@ -234,8 +234,8 @@ public struct UmmuMetricsState: Sendable {
     public func families(now: Double) -> [PrometheusFamily] {
         typealias L = [(name: String, value: String)]
         // Tracked processes in a stable order (pid, comm), then other.
-        let keys = tracked.keys.sorted { $0.pid != $1.pid ? $0.pid < $1.pid : $0.comm < $1.comm }
-        var procs: [(labels: L, series: Series)] = keys.map { ([("pid", String($0.pid)), ("comm", $0.comm)], tracked[$0]!) }
+        let rows = tracked.sorted { $0.key.pid != $1.key.pid ? $0.key.pid < $1.key.pid : $0.key.comm < $1.key.comm }
+        var procs: [(labels: L, series: Series)] = rows.map { ([("pid", String($0.key.pid)), ("comm", $0.key.comm)], $0.value) }
         procs.append(([("pid", ummuOtherLabel), ("comm", ummuOtherLabel)], other))
 
         var out: [PrometheusFamily] = []
