@@ -35,8 +35,11 @@
  *     more".  Then the area is marked released, every thread waiting for a
  *     page wakes and gets SIGBUS, and later faults on unserved pages get
  *     SIGBUS at once; served pages stay readable as long as the mapping.
- *   - a faulting thread that drops the fault lock to wait holds a reference
- *     for the wait (the VMA, and so the mapping file, may go meanwhile).
+ *   - a faulting thread that drops the fault lock to wait holds the mapping
+ *     file (so the area and the module) for the wait: the VMA may go
+ *     meanwhile.
+ *   Every caller of umem_area_put() may sleep (process context, no
+ *   spinlock held).
  *   Served pages are freed with the area (last reference), never earlier.
  *
  * Locking
@@ -160,9 +163,12 @@ static void umem_area_free(struct kref *ref)
 
 	/* ->release freed the requests and dropped shmem before this. */
 	WARN_ON_ONCE(area->shmem);
-	xa_for_each(&area->pages, idx, entry)
+	xa_for_each(&area->pages, idx, entry) {
 		if (!WARN_ON_ONCE(xa_pointer_tag(entry)))
 			put_page(entry);
+		/* A big area has many millions of pages: no soft lockup. */
+		cond_resched();
+	}
 	xa_destroy(&area->pages);
 	kfree(area);
 }
@@ -300,6 +306,7 @@ static vm_fault_t umem_vm_fault(struct vm_fault *vmf)
 	bool first = !(vmf->flags & FAULT_FLAG_TRIED);
 	pgoff_t pgoff = vmf->pgoff;
 	wait_queue_head_t *wq;
+	struct file *fpin;
 	struct page *page;
 	u32 outcome;
 
@@ -351,8 +358,16 @@ static vm_fault_t umem_vm_fault(struct vm_fault *vmf)
 		       VM_FAULT_MAJOR;
 	}
 
-	/* The VMA may go once the lock is dropped: pin the area. */
-	kref_get(&area->ref);
+	/*
+	 * The VMA may go once the lock is dropped: pin its file, not just the
+	 * area.  The mapping file holds the area and, through its f_op owner,
+	 * this module: after munmap() and the umem fd's close (which wakes
+	 * us) nothing else may, and rmmod must not free this text while we
+	 * still run it.  fput() defers the final release to task_work (or
+	 * delayed_fput for kthreads), i.e. after we have returned.  The same
+	 * pinning as filemap's "fpin".
+	 */
+	fpin = get_file(vmf->vma->vm_file);
 	umem_release_fault_lock(vmf);
 	if (vmf->flags & FAULT_FLAG_INTERRUPTIBLE)
 		wait_event_interruptible(*wq, umem_resolved(area, pgoff));
@@ -360,7 +375,7 @@ static vm_fault_t umem_vm_fault(struct vm_fault *vmf)
 		wait_event_killable(*wq, umem_resolved(area, pgoff));
 	outcome = umem_wait_outcome(area, pgoff);
 	trace_umem_fault_done(area->id, pgoff, outcome);
-	umem_area_put(area);
+	fput(fpin);
 	/* The lock is gone: the core retries (or delivers the signal). */
 	return VM_FAULT_RETRY | VM_FAULT_MAJOR;
 }

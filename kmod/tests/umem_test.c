@@ -653,6 +653,177 @@ TEST(sigkill_of_blocked_faulter_is_prompt)
 	}
 }
 
+/*
+ * Module lifetime of a waiting faulter.  A faulter that dropped the fault
+ * lock runs umem code after its wake-up even if, meanwhile, the area was
+ * unmapped and the umem fd closed (which is what wakes it): it must keep
+ * the module pinned until it is out of that code, or rmmod could free the
+ * text under it.  The waker's side can't be timed from user space, so the
+ * faulter is kept off the CPU after its wake-up (pinned to CPU 0 under a
+ * SCHED_FIFO hog) and /sys/module/umem/refcnt must still count it.
+ */
+static long umem_module_refcnt(void)
+{
+	long n = -1;
+	FILE *f = fopen("/sys/module/umem/refcnt", "r");
+
+	if (f) {
+		if (fscanf(f, "%ld", &n) != 1)
+			n = -1;
+		fclose(f);
+	}
+	return n;
+}
+
+/* Context switches of thread @tid so far; -1 once it is gone. */
+static long umem_task_switches(pid_t tid)
+{
+	char path[64], line[128];
+	long n = 0, v;
+	int seen = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/status", tid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "voluntary_ctxt_switches: %ld", &v) == 1 ||
+		    sscanf(line, "nonvoluntary_ctxt_switches: %ld", &v) == 1) {
+			n += v;
+			seen++;
+		}
+	fclose(f);
+	return seen == 2 ? n : -1;
+}
+
+static int umem_pin_cpu(int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	return sched_setaffinity(0, sizeof(set), &set);
+}
+
+struct pinned_toucher {
+	volatile unsigned char *p;
+	atomic_int tid;
+};
+
+static void *pinned_touch(void *arg)
+{
+	struct pinned_toucher *t = arg;
+
+	if (umem_pin_cpu(0))
+		_exit(3);
+	atomic_store(&t->tid, (int)syscall(SYS_gettid));
+	(void)t->p[0];		/* blocks; dies of SIGSEGV after munmap */
+	_exit(3);
+	return NULL;
+}
+
+static atomic_int hog_state;	/* 1: spinning, 2: stop */
+
+static void *fifo_hog(void *arg)
+{
+	(void)arg;
+	atomic_store(&hog_state, 1);
+	while (atomic_load(&hog_state) == 1)
+		;
+	return NULL;
+}
+
+/* One try in a child; writes 'P', 'F' or 'R' (W ran: try again) to @out. */
+static void module_pin_try(int out, long base)
+{
+	struct sched_param sp = { .sched_priority = 1 };
+	struct pinned_toucher t = { 0 };
+	long s0, s1, rc;
+	pthread_attr_t a;
+	pthread_t w, h;
+	cpu_set_t cpu0;
+	int sfd, fd;
+	char res;
+
+	ASSERT_OK(umem_pin_cpu(1));
+	fd = umem_create(4 * PG, &sfd);
+	t.p = umem_map(fd, 4 * PG);
+	ASSERT_OK(-pthread_create(&w, NULL, pinned_touch, &t));
+	ASSERT_EQ(umem_read1(fd), 0);
+	while (!atomic_load(&t.tid) || umem_task_state(t.tid) != 'S')
+		usleep(1000);
+
+	ASSERT_OK(-pthread_attr_init(&a));
+	ASSERT_OK(-pthread_attr_setinheritsched(&a, PTHREAD_EXPLICIT_SCHED));
+	ASSERT_OK(-pthread_attr_setschedpolicy(&a, SCHED_FIFO));
+	ASSERT_OK(-pthread_attr_setschedparam(&a, &sp));
+	/*
+	 * Born on CPU 0 (this thread never goes there: it would be starved
+	 * until RT throttling's window, and then so would the hog).  We act
+	 * right after it starts, far inside the 950 ms RT share (and before
+	 * 6.12's deferred fair server steps in).
+	 */
+	CPU_ZERO(&cpu0);
+	CPU_SET(0, &cpu0);
+	ASSERT_OK(-pthread_attr_setaffinity_np(&a, sizeof(cpu0), &cpu0));
+	ASSERT_OK(-pthread_create(&h, &a, fifo_hog, NULL));
+	while (!atomic_load(&hog_state))
+		usleep(1000);
+
+	s0 = umem_task_switches(t.tid);
+	ASSERT_OK(munmap((void *)t.p, 4 * PG));
+	close(sfd);
+	close(fd);		/* ->release wakes W; W can't run yet */
+	rc = umem_module_refcnt();
+	s1 = umem_task_switches(t.tid);
+	if (s0 < 0 || s0 != s1)
+		res = 'R';
+	else
+		res = rc > base ? 'P' : 'F';
+	printf("#   refcnt %ld (idle %ld), waiter switches %ld -> %ld\n",
+	       rc, base, s0, s1);
+	fflush(stdout);
+	ASSERT_EQ(write(out, &res, 1), 1);
+	atomic_store(&hog_state, 2);	/* only now may W run (and kill us) */
+	sleep(30);		/* W's SIGSEGV ends this process */
+	_exit(3);
+}
+
+TEST(woken_faulter_keeps_module_pinned_until_out)
+{
+	long base = umem_module_refcnt();
+	int pfd[2], status, try;
+	char res = 'R';
+	pid_t pid;
+
+	if (base < 0)
+		SKIP("no /sys/module/umem/refcnt");
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
+		SKIP("needs 2 CPUs");
+	for (try = 0; try < 5 && res == 'R'; try++) {
+		ASSERT_OK(pipe(pfd));
+		fflush(stdout);
+		pid = fork();
+		ASSERT_OK(pid);
+		if (!pid) {
+			close(pfd[0]);
+			module_pin_try(pfd[1], base);
+		}
+		close(pfd[1]);
+		if (read(pfd[0], &res, 1) != 1)
+			res = 'R';
+		close(pfd[0]);
+		ASSERT_EQ(waitpid(pid, &status, 0), pid);
+		/* The woken waiter retried into the unmapped range. */
+		ASSERT_TRUE(WIFSIGNALED(status));
+		ASSERT_EQ(WTERMSIG(status), SIGSEGV);
+	}
+	ASSERT_EQ(res, 'P');
+	/* Once the waiter is gone, so is its pin. */
+	ASSERT_EQ(umem_module_refcnt(), base);
+}
+
 static volatile int usr1_count;
 static void on_usr1(int sig)
 {
