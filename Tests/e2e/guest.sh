@@ -87,6 +87,31 @@ begin metrics
 cat /tmp/prom/ummu.prom /tmp/prom.err
 end metrics $rc
 
+# 3c. A live series for the Prometheus pipeline on the host
+#     (scripts/test-metrics --replay): the exporter's file, copied once a
+#     second while the demo's kind of workloads run for 16 s.
+mkdir -p /tmp/live
+ummutrace --metrics-file /tmp/live/ummu.prom 1 2>/tmp/live.err &
+tracer=$!
+i=0
+while [ ! -s /tmp/live/ummu.prom ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+regcache --buffers 8 --rate 30 --duration 16 >/dev/null 2>&1 &
+rc_pid=$!
+postcopy --pages 256 --threads 2 --rate 40 --delay-us 2000 --push-ahead 10 --duration 16 >/dev/null 2>&1 &
+pc_pid=$!
+begin live_series
+n=0
+while [ $n -lt 18 ]; do
+	sleep 1
+	n=$((n + 1))
+	echo "# ---- snapshot $n"
+	cat /tmp/live/ummu.prom
+done
+end live_series 0
+wait $rc_pid $pc_pid
+kill -INT $tracer
+wait $tracer
+
 # 4. The PID filter: trace only init (pid 1), which never uses the devices.
 start_tracer /tmp/filtered.json --json -p 1 1
 run pf_unmap regcache --buffers 2 --ops 9 --mix unmap=1 --json
