@@ -7,18 +7,22 @@ set -u
 begin() { echo "=== BEGIN $1"; }
 end() { echo "=== END $1 rc=$2"; }
 
-# Start a tracer in the background and wait until it has attached: its first
-# interval line proves the programs are in place.
+# Wait (at most 30 s) until a tracer's first output exists: it proves the
+# programs are attached.
+wait_nonempty() {	# file
+	i=0
+	while [ ! -s "$1" ] && [ $i -lt 300 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+}
+# Start a tracer in the background and wait until it has attached.
 start_tracer() {	# out-file args...
 	out=$1
 	shift
 	ummutrace "$@" >"$out" 2>"$out.err" &
 	tracer=$!
-	i=0
-	while [ ! -s "$out" ] && [ $i -lt 300 ]; do
-		sleep 0.1
-		i=$((i + 1))
-	done
+	wait_nonempty "$out"
 }
 stop_tracer() {	# name: Ctrl-C, wait, dump
 	kill -INT "$tracer"
@@ -75,8 +79,7 @@ stop_tracer textms
 mkdir -p /tmp/prom
 ummutrace --metrics-file /tmp/prom/ummu.prom 1 2>/tmp/prom.err &
 tracer=$!
-i=0
-while [ ! -s /tmp/prom/ummu.prom ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+wait_nonempty /tmp/prom/ummu.prom
 run mx_unmap regcache --buffers 2 --ops 7 --mix unmap=1 --json
 run mx_postcopy postcopy --pages 16 --threads 1 --push-ahead 25 --delay-us 2000 --json
 sleep 2.5
@@ -93,8 +96,7 @@ end metrics $rc
 mkdir -p /tmp/live
 ummutrace --metrics-file /tmp/live/ummu.prom 1 2>/tmp/live.err &
 tracer=$!
-i=0
-while [ ! -s /tmp/live/ummu.prom ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+wait_nonempty /tmp/live/ummu.prom
 regcache --buffers 8 --rate 30 --duration 16 >/dev/null 2>&1 &
 rc_pid=$!
 postcopy --pages 256 --threads 2 --rate 40 --delay-us 2000 --push-ahead 10 --duration 16 >/dev/null 2>&1 &
