@@ -46,6 +46,17 @@ kernel_headers() {
 	echo "/usr/src/linux-headers-$(kernel_resolve "$1")"
 }
 
+# The build directory (KDIR) for out-of-tree modules of a fetched release:
+# a kernel built here keeps its own beside its image; Debian's come from the
+# headers package.
+kernel_kdir() {
+	if [ -e "$UMMU_CACHE/kernels/$1/build/Makefile" ]; then
+		echo "$UMMU_CACHE/kernels/$1/build"
+	else
+		echo "/usr/src/linux-headers-$1"
+	fi
+}
+
 kernel_fetch() {
 	local rel dir tmp
 	rel=$(kernel_resolve "$1")
