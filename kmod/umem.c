@@ -67,19 +67,28 @@
  *     FAULT_FLAG_RETRY_NOWAIT: return VM_FAULT_RETRY at once (lock held);
  *     FAULT_FLAG_ALLOW_RETRY: release the fault lock (mmap_lock, or the
  *       per-VMA lock on kernels that have it: release_fault_lock()), wait
- *       interruptibly (FAULT_FLAG_INTERRUPTIBLE) or killably, return
- *       VM_FAULT_RETRY; the core retries the fault, which maps the page;
- *     otherwise (GUP without retry: ptrace, /proc/pid/mem): wait killably
- *       with the lock held and map the page, or SIGBUS when killed.
+ *       interruptibly for a user-mode fault (FAULT_FLAG_USER and
+ *       FAULT_FLAG_INTERRUPTIBLE), killably otherwise, return
+ *       VM_FAULT_RETRY; the core retries the fault, which maps the page.
+ *       A kernel-mode fault (copy_from_user) must not wait interruptibly:
+ *       the arch handler retries it until it succeeds, so with a signal
+ *       pending the wait would end at once and the CPU spin;
+ *     otherwise (GUP without retry: ptrace, /proc/pid/mem): SIGBUS at
+ *       once, no request, as handle_userfault() does: sleeping on the
+ *       server with the mmap_lock held would block every mmap_lock user
+ *       of the mm behind a queued writer, the server's threads included.
+ *   A fault that finds the request cap (max_requests) reached gets SIGBUS.
  *   On 6.8+ the core calls ->fault of a VMA without ->map_pages only under
  *   mmap_lock (vmf_can_call_fault()); the handler still releases whichever
  *   lock vmf->flags says it holds.
  *
- * Memory bounds: everything is charged to the caller's memcg
- * (__GFP_ACCOUNT, XA_FLAGS_ACCOUNT, SLAB_ACCOUNT).  Per area: one page per
- * served offset and one small request per requested unserved offset, both
- * bounded by the area's size, which is capped at UMEM_MAX_SIZE.  Nothing else
- * grows with user input: read() and write() work in bounded batches.
+ * Memory bounds: everything is charged to the memcg of the task that causes
+ * it (__GFP_ACCOUNT, XA_FLAGS_ACCOUNT, SLAB_ACCOUNT).  Per area, fixed at
+ * UMEM_INIT from the module parameters: at most max_served_pages served
+ * pages (write() beyond: ENOSPC) and max_requests unserved requests (a fault
+ * beyond: SIGBUS).  Served pages are not on an LRU (they cannot be
+ * reclaimed) and count in nobody's RSS, hence the caps.  Nothing else grows
+ * with user input: read() and write() work in bounded batches.
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -112,9 +121,25 @@
 /*
  * Largest area: 64 TiB, half of x86-64's 4-level user address space.  No
  * memory is allocated in proportion to the size up front; the cap only keeps
- * page offsets, file sizes and mappings far from any overflow.
+ * page offsets, file sizes and mappings far from any overflow.  A 32-bit
+ * pgoff_t holds 2^32 pages: cap at 2^31 pages there.
  */
+#ifdef CONFIG_64BIT
 #define UMEM_MAX_SIZE		BIT_ULL(46)
+#else
+#define UMEM_MAX_SIZE		((u64)BIT(31) << PAGE_SHIFT)
+#endif
+static_assert((UMEM_MAX_SIZE >> PAGE_SHIFT) - 1 <= (u64)(pgoff_t)-1);
+
+static unsigned long max_served_pages;
+module_param(max_served_pages, ulong, 0644);
+MODULE_PARM_DESC(max_served_pages,
+		 "Served pages per area, read at UMEM_INIT (default 0: as many as the machine has RAM pages); write() beyond it fails with ENOSPC");
+
+static unsigned int max_requests = 1U << 16;
+module_param(max_requests, uint, 0644);
+MODULE_PARM_DESC(max_requests,
+		 "Unserved requested pages per area, read at UMEM_INIT (default 65536); a fault beyond it gets SIGBUS");
 
 #define UMEM_WQ_BITS		6	/* 64 hashed fault wait queues per area */
 #define UMEM_BATCH		32	/* offsets per read()/write() batch */
@@ -136,8 +161,13 @@ struct umem_area {
 	struct list_head pending;	/* requests not yet read, oldest first */
 	unsigned long npending;
 	unsigned long nserved;
+	unsigned long nrequests;	/* requests in pages, read or not */
+	unsigned long max_served;	/* caps, fixed at UMEM_INIT */
+	unsigned long max_requests;
 	bool released;			/* umem file gone: nobody serves */
 	unsigned int nr_vmas;		/* VMAs using the mapping file */
+	/* mm of those VMAs: compared only, to tell a fork's copy apart */
+	struct mm_struct *mapped_mm;
 	struct file *shmem;		/* the memory file, until released */
 
 	wait_queue_head_t read_wq;
@@ -146,9 +176,13 @@ struct umem_area {
 
 /* Tag of a request in area->pages (a page pointer has tag 0). */
 #define UMEM_REQ_TAG		1
+/* Requests are also marked, so that release walks only them. */
+#define UMEM_REQ_MARK		XA_MARK_1
 
 static struct kmem_cache *umem_req_cache;
 static atomic64_t umem_next_id = ATOMIC64_INIT(0);
+/* Faulters past their last use of the mapping file: see umem_vm_fault(). */
+static atomic_t umem_faulters_out = ATOMIC_INIT(0);
 
 static wait_queue_head_t *umem_fault_wq(struct umem_area *area, pgoff_t pgoff)
 {
@@ -207,13 +241,16 @@ enum umem_req_result {
 	UMEM_REQ_SERVED,	/* served meanwhile: map it */
 	UMEM_REQ_WAIT,		/* requested (now or earlier): wait */
 	UMEM_REQ_DEAD,		/* no server left: SIGBUS */
+	UMEM_REQ_FULL,		/* max_requests reached: SIGBUS */
 	UMEM_REQ_NOMEM,
 };
 
 /*
  * Record that @pgoff is wanted; hand it to the server once.  Emits
  * umem_fault (see umem_vm_fault()) under area->lock, before the request
- * becomes visible to read(), so a trace shows the fault before the read.
+ * becomes visible to read(), so a trace shows the fault before the read;
+ * a fault that cannot wait (dead, full, no memory) emits it too, and the
+ * caller its umem_fault_done(error).
  */
 static enum umem_req_result umem_request(struct umem_area *area, pgoff_t pgoff,
 					 unsigned int fault_flags)
@@ -237,10 +274,14 @@ static enum umem_req_result umem_request(struct umem_area *area, pgoff_t pgoff,
 		goto out;
 	}
 	if (!umem_req_of(area, pgoff)) {
+		if (area->nrequests >= area->max_requests) {
+			res = UMEM_REQ_FULL;
+			goto out_trace;
+		}
 		req = kmem_cache_alloc(umem_req_cache, GFP_KERNEL);
 		if (!req) {
 			res = UMEM_REQ_NOMEM;
-			goto out;
+			goto out_trace;
 		}
 		req->pgoff = pgoff;
 		if (xa_err(xa_store(&area->pages, pgoff,
@@ -248,13 +289,18 @@ static enum umem_req_result umem_request(struct umem_area *area, pgoff_t pgoff,
 				    GFP_KERNEL_ACCOUNT))) {
 			kmem_cache_free(umem_req_cache, req);
 			res = UMEM_REQ_NOMEM;
-			goto out;
+			goto out_trace;
 		}
+		xa_set_mark(&area->pages, pgoff, UMEM_REQ_MARK);
+		area->nrequests++;
 		list_add_tail(&req->node, &area->pending);
 		area->npending++;
 		queued = true;
 	}
-	if (!(fault_flags & FAULT_FLAG_RETRY_NOWAIT))
+out_trace:
+	/* A RETRY_NOWAIT attempt that would wait is not a fault yet. */
+	if (res != UMEM_REQ_WAIT ? first :
+	    !(fault_flags & FAULT_FLAG_RETRY_NOWAIT))
 		trace_umem_fault(area->id, pgoff, 1, current->tgid);
 out:
 	mutex_unlock(&area->lock);
@@ -293,12 +339,12 @@ static vm_fault_t umem_map_served(struct vm_fault *vmf, struct page *page)
 /*
  * Tracepoints: a fault that enters here for the first time (no
  * FAULT_FLAG_TRIED) emits umem_fault, and umem_fault_done when it is
- * resolved in this call (served or SIGBUS) or its wait ends.  The retry the
- * core makes after our wait (FAULT_FLAG_TRIED) emits nothing if the page is
- * served or the area dead: it is the tail of a fault already counted.
+ * resolved in this call (served, or SIGBUS/OOM) or its wait ends.  The retry
+ * the core makes after our wait (FAULT_FLAG_TRIED) emits nothing if the page
+ * is served or the area dead: it is the tail of a fault already counted.
  * A retried entry that still has to wait (after a non-fatal signal, or after
  * a FAULT_FLAG_RETRY_NOWAIT attempt) starts a new umem_fault/umem_fault_done
- * pair.  FAULT_FLAG_RETRY_NOWAIT attempts emit nothing.
+ * pair.  FAULT_FLAG_RETRY_NOWAIT attempts that would wait emit nothing.
  */
 static vm_fault_t umem_vm_fault(struct vm_fault *vmf)
 {
@@ -310,7 +356,8 @@ static vm_fault_t umem_vm_fault(struct vm_fault *vmf)
 	struct page *page;
 	u32 outcome;
 
-	if (unlikely(pgoff >= area->npages))
+	/* A fork's copy of the mapping (MADV_DOFORK): not a client. */
+	if (unlikely(!vmf->vma->vm_private_data || pgoff >= area->npages))
 		return VM_FAULT_SIGBUS;
 
 	page = umem_served(area, pgoff);
@@ -327,6 +374,18 @@ static vm_fault_t umem_vm_fault(struct vm_fault *vmf)
 	if (current->flags & (PF_EXITING | PF_DUMPCORE))
 		return VM_FAULT_SIGBUS;
 
+	/*
+	 * GUP that cannot drop the lock (ptrace, /proc/PID/mem): never sleep
+	 * on the server holding the mmap_lock.
+	 */
+	if (!(vmf->flags & FAULT_FLAG_ALLOW_RETRY)) {
+		if (first) {
+			trace_umem_fault(area->id, pgoff, 1, current->tgid);
+			trace_umem_fault_done(area->id, pgoff, UMEM_FAULT_ERROR);
+		}
+		return VM_FAULT_SIGBUS;
+	}
+
 	switch (umem_request(area, pgoff, vmf->flags)) {
 	case UMEM_REQ_SERVED:
 		if (first)
@@ -334,10 +393,13 @@ static vm_fault_t umem_vm_fault(struct vm_fault *vmf)
 					      UMEM_FAULT_SERVED);
 		return umem_map_served(vmf, umem_served(area, pgoff));
 	case UMEM_REQ_DEAD:
+	case UMEM_REQ_FULL:
 		if (first)
 			trace_umem_fault_done(area->id, pgoff, UMEM_FAULT_ERROR);
 		return VM_FAULT_SIGBUS;
 	case UMEM_REQ_NOMEM:
+		if (first)
+			trace_umem_fault_done(area->id, pgoff, UMEM_FAULT_ERROR);
 		return VM_FAULT_OOM;
 	case UMEM_REQ_WAIT:
 		break;
@@ -346,46 +408,50 @@ static vm_fault_t umem_vm_fault(struct vm_fault *vmf)
 	if (vmf->flags & FAULT_FLAG_RETRY_NOWAIT)
 		return VM_FAULT_RETRY;
 
-	wq = umem_fault_wq(area, pgoff);
-	if (!(vmf->flags & FAULT_FLAG_ALLOW_RETRY)) {
-		/* Cannot drop the lock: wait holding it, killably. */
-		wait_event_killable(*wq, umem_resolved(area, pgoff));
-		outcome = umem_wait_outcome(area, pgoff);
-		trace_umem_fault_done(area->id, pgoff, outcome);
-		if (outcome != UMEM_FAULT_SERVED)
-			return VM_FAULT_SIGBUS;
-		return umem_map_served(vmf, umem_served(area, pgoff)) |
-		       VM_FAULT_MAJOR;
-	}
-
 	/*
 	 * The VMA may go once the lock is dropped: pin its file, not just the
 	 * area.  The mapping file holds the area and, through its f_op owner,
 	 * this module: after munmap() and the umem fd's close (which wakes
-	 * us) nothing else may, and rmmod must not free this text while we
-	 * still run it.  fput() defers the final release to task_work (or
-	 * delayed_fput for kthreads), i.e. after we have returned.  The same
-	 * pinning as filemap's "fpin".
+	 * us) nothing else may.  The same pinning as filemap's "fpin".
 	 */
+	wq = umem_fault_wq(area, pgoff);
 	fpin = get_file(vmf->vma->vm_file);
 	umem_release_fault_lock(vmf);
-	if (vmf->flags & FAULT_FLAG_INTERRUPTIBLE)
+	if ((vmf->flags & (FAULT_FLAG_USER | FAULT_FLAG_INTERRUPTIBLE)) ==
+	    (FAULT_FLAG_USER | FAULT_FLAG_INTERRUPTIBLE))
 		wait_event_interruptible(*wq, umem_resolved(area, pgoff));
 	else
 		wait_event_killable(*wq, umem_resolved(area, pgoff));
 	outcome = umem_wait_outcome(area, pgoff);
 	trace_umem_fault_done(area->id, pgoff, outcome);
+	/*
+	 * For a user task the last fput() runs at its return to user space;
+	 * for a kernel thread (delayed_fput) it may run, and release this
+	 * module, before we return: umem_module_exit() waits for this count.
+	 */
+	atomic_inc(&umem_faulters_out);
 	fput(fpin);
+	if (atomic_dec_and_test(&umem_faulters_out))
+		wake_up_var(&umem_faulters_out);
 	/* The lock is gone: the core retries (or delivers the signal). */
 	return VM_FAULT_RETRY | VM_FAULT_MAJOR;
 }
 
+/*
+ * A new VMA of the mapping file: a split or mremap in the client's mm, or
+ * fork's copy once MADV_DOFORK cleared VM_DONTCOPY.  The ABI says the
+ * mapping is not inherited, so a copy in another mm gets no
+ * vm_private_data: its faults get SIGBUS and it is not counted.
+ */
 static void umem_vm_open(struct vm_area_struct *vma)
 {
 	struct umem_area *area = vma->vm_file->private_data;
 
 	mutex_lock(&area->lock);
-	area->nr_vmas++;
+	if (vma->vm_mm == area->mapped_mm)
+		area->nr_vmas++;
+	else
+		vma->vm_private_data = NULL;
 	mutex_unlock(&area->lock);
 }
 
@@ -393,6 +459,8 @@ static void umem_vm_close(struct vm_area_struct *vma)
 {
 	struct umem_area *area = vma->vm_file->private_data;
 
+	if (!vma->vm_private_data)
+		return;
 	mutex_lock(&area->lock);
 	area->nr_vmas--;
 	mutex_unlock(&area->lock);
@@ -461,12 +529,12 @@ static int umem_release(struct inode *inode, struct file *file)
 	list_for_each_entry_safe(req, tmp, &area->pending, node)
 		list_del_init(&req->node);
 	area->npending = 0;
-	xa_for_each(&area->pages, idx, entry) {
-		if (xa_pointer_tag(entry) != UMEM_REQ_TAG)
-			continue;
+	/* Only the requests (at most max_requests), not every served page. */
+	xa_for_each_marked(&area->pages, idx, entry, UMEM_REQ_MARK) {
 		xa_erase(&area->pages, idx);
 		kmem_cache_free(umem_req_cache, xa_untag_pointer(entry));
 	}
+	area->nrequests = 0;
 	shmem = area->shmem;
 	area->shmem = NULL;
 	mutex_unlock(&area->lock);
@@ -531,6 +599,8 @@ static long umem_init(struct umem_area *area, struct umem_init __user *uarg)
 
 	mutex_lock(&area->lock);
 	area->npages = npages;
+	area->max_served = READ_ONCE(max_served_pages) ?: totalram_pages();
+	area->max_requests = READ_ONCE(max_requests);
 	area->shmem = get_file(shmem);
 	area->initing = false;
 	/* Publish npages and shmem to umem_ready_area() readers. */
@@ -697,6 +767,11 @@ insert:
 		put_page(page);
 		return 0;
 	}
+	if (area->nserved >= area->max_served) {
+		mutex_unlock(&area->lock);
+		put_page(page);
+		return -ENOSPC;
+	}
 	/* Reserve an empty slot, so that the store below cannot fail. */
 	err = xa_reserve(&area->pages, pgoff, GFP_KERNEL_ACCOUNT);
 	if (err) {
@@ -705,9 +780,13 @@ insert:
 		return err;
 	}
 	req = umem_req_of(area, pgoff);
-	if (req && !list_empty(&req->node)) {
-		list_del(&req->node);
-		area->npending--;
+	if (req) {
+		if (!list_empty(&req->node)) {
+			list_del(&req->node);
+			area->npending--;
+		}
+		xa_clear_mark(&area->pages, pgoff, UMEM_REQ_MARK);
+		area->nrequests--;
 	}
 	/* Before the page is visible: a trace shows write before done. */
 	trace_umem_write(area->id, pgoff, !!req);
@@ -814,6 +893,7 @@ static int umem_mmap(struct file *file, struct vm_area_struct *vma)
 		return PTR_ERR(mfile);
 	}
 	area->nr_vmas = 1;	/* ->close drops it, also on mmap failure */
+	area->mapped_mm = vma->vm_mm;
 	mutex_unlock(&area->lock);
 
 	/* The VMA holds the mapping file, not the umem file: see the top. */
@@ -821,6 +901,7 @@ static int umem_mmap(struct file *file, struct vm_area_struct *vma)
 	fput(mfile);
 	umem_vm_flags_set(vma, VM_DONTCOPY | VM_DONTEXPAND);
 	vma->vm_ops = &umem_vm_ops;
+	vma->vm_private_data = area;	/* NULL in a fork's copy */
 	return 0;
 }
 
@@ -873,6 +954,8 @@ static int __init umem_module_init(void)
 static void __exit umem_module_exit(void)
 {
 	misc_deregister(&umem_misc);
+	/* A faulter may still be between its last fput() and its return. */
+	wait_var_event(&umem_faulters_out, !atomic_read(&umem_faulters_out));
 	kmem_cache_destroy(umem_req_cache);
 }
 

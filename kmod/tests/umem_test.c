@@ -10,6 +10,7 @@
 
 #include <linux/falloc.h>
 #include <sys/mount.h>
+#include <sys/time.h>
 #include <sys/uio.h>
 
 /* ------------------------------------------------------------------ */
@@ -555,14 +556,128 @@ TEST(kernel_accesses_wait_for_the_server)
 	ASSERT_TRUE(umem_check(buf, 3, 21));
 	pthread_join(th, NULL);
 
-	/* GUP that cannot drop the lock: /proc/self/mem */
-	k.pgoff = 4;
-	ASSERT_OK(-pthread_create(&th, NULL, serve_after_delay, &k));
+	/*
+	 * GUP that cannot drop the lock (/proc/self/mem): EIO at once, no
+	 * request (handle_userfault() does the same); a served page reads.
+	 */
 	mem = open("/proc/self/mem", O_RDONLY);
 	ASSERT_OK(mem);
-	ASSERT_EQ(pread(mem, buf, PG, (off_t)(uintptr_t)(p + 4 * PG)),
+	ASSERT_ERRNO(pread(mem, buf, PG, (off_t)(uintptr_t)(p + 4 * PG)),
+		     EIO);
+	umem_assert_nothing_pending(fd);
+	ASSERT_EQ(pread(mem, buf, PG, (off_t)(uintptr_t)(p + 3 * PG)),
 		  (ssize_t)PG);
-	ASSERT_TRUE(umem_check(buf, 4, 21));
+	ASSERT_TRUE(umem_check(buf, 3, 21));
+}
+
+/*
+ * A kernel-mode fault (copy_from_user in write()) with a non-fatal signal
+ * pending must sleep, not spin: the arch code retries a kernel fault that
+ * returned VM_FAULT_RETRY until it succeeds, so an interruptible wait that
+ * ends at once would burn the CPU until the page is served.
+ */
+static void on_alarm(int sig)
+{
+	(void)sig;
+}
+
+struct delayed_server {
+	int fd;
+	unsigned char *srv;
+	unsigned int delay_ms;
+};
+
+static void *serve_one_after(void *arg)
+{
+	struct delayed_server *d = arg;
+	uint64_t off = umem_read1(d->fd);
+
+	usleep(d->delay_ms * 1000);
+	umem_fill(d->srv + off * PG, off, 5);
+	umem_serve1(d->fd, off);
+	return NULL;
+}
+
+TEST_TIMEOUT(kernel_fault_with_signal_pending_sleeps, 60)
+{
+	int sfd, fd = umem_create(4 * PG, &sfd);
+	unsigned char *srv = umem_shmem_map(sfd, 4 * PG);
+	unsigned char *p = umem_map(fd, 4 * PG);
+	struct delayed_server d = { .fd = fd, .srv = srv, .delay_ms = 1500 };
+	struct sigaction sa = { .sa_handler = on_alarm };
+	struct itimerval it = { .it_value = { .tv_usec = 100000 } };
+	unsigned char buf[PG];
+	struct timespec c0, c1;
+	sigset_t alrm;
+	pthread_t th;
+	double cpu;
+	int pfd[2];
+
+	ASSERT_OK(sigaction(SIGALRM, &sa, NULL));
+	/* The alarm goes to this thread, not to the server thread. */
+	sigemptyset(&alrm);
+	sigaddset(&alrm, SIGALRM);
+	ASSERT_OK(-pthread_sigmask(SIG_BLOCK, &alrm, NULL));
+	ASSERT_OK(-pthread_create(&th, NULL, serve_one_after, &d));
+	ASSERT_OK(-pthread_sigmask(SIG_UNBLOCK, &alrm, NULL));
+	ASSERT_OK(pipe(pfd));
+	ASSERT_OK(setitimer(ITIMER_REAL, &it, NULL));
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
+	ASSERT_EQ(write(pfd[1], p + 2 * PG, PG), (ssize_t)PG);
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+	pthread_join(th, NULL);
+	ASSERT_EQ(read(pfd[0], buf, PG), (ssize_t)PG);
+	ASSERT_TRUE(umem_check(buf, 2, 5));
+	cpu = (c1.tv_sec - c0.tv_sec) + (c1.tv_nsec - c0.tv_nsec) / 1e9;
+	printf("# write() from an unserved page, SIGALRM pending for 1.4 s: %.3f s of CPU\n",
+	       cpu);
+	ASSERT_LT(cpu * 1000, 300);
+}
+
+/*
+ * The issue's deadlock: /proc/self/mem reads an unserved page while a
+ * serving thread of the same process maps a fresh buffer (mmap_lock for
+ * writing) before it serves.  Sleeping on the server with the mmap_lock
+ * held would block that mmap() behind us forever.
+ */
+static void *serve_after_fresh_mmap(void *arg)
+{
+	struct delayed_server *d = arg;
+	uint64_t off;
+	void *fresh;
+
+	if (!umem_readable(d->fd, 2000))
+		return NULL;	/* no request: the reader did not wait */
+	if (read(d->fd, &off, sizeof(off)) != sizeof(off))
+		return NULL;
+	fresh = mmap(NULL, PG, PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (fresh != MAP_FAILED)
+		munmap(fresh, PG);
+	umem_fill(d->srv + off * PG, off, 6);
+	umem_serve1(d->fd, off);
+	return NULL;
+}
+
+TEST_TIMEOUT(proc_mem_read_of_unserved_page_does_not_hold_mmap_lock, 30)
+{
+	int sfd, fd = umem_create(4 * PG, &sfd);
+	unsigned char *srv = umem_shmem_map(sfd, 4 * PG);
+	unsigned char *p = umem_map(fd, 4 * PG);
+	struct delayed_server d = { .fd = fd, .srv = srv };
+	int mem = open("/proc/self/mem", O_RDONLY);
+	unsigned char buf[PG];
+	double t0 = umem_now();
+	pthread_t th;
+
+	ASSERT_OK(mem);
+	ASSERT_OK(-pthread_create(&th, NULL, serve_after_fresh_mmap, &d));
+	ASSERT_ERRNO(pread(mem, buf, PG, (off_t)(uintptr_t)(p + PG)), EIO);
+	pthread_join(th, NULL);
+	ASSERT_LT(umem_now() - t0, 10);
+	/* A user fault of the same page is then served as usual. */
+	ASSERT_OK(-pthread_create(&th, NULL, serve_after_fresh_mmap, &d));
+	ASSERT_TRUE(umem_check(p + PG, 1, 6));
 	pthread_join(th, NULL);
 }
 
@@ -1633,3 +1748,145 @@ TEST(tracepoints_fire_with_right_fields)
 }
 
 KTEST_MAIN()
+
+/* ------------------------------------------------------------------ */
+/* Caps (docs/umem.md, "Memory bounds")                                */
+
+#define UMEM_PARAM "/sys/module/umem/parameters/"
+
+static void write_param(const char *name, unsigned long v)
+{
+	char path[128], val[32];
+	int fd, n;
+
+	snprintf(path, sizeof(path), UMEM_PARAM "%s", name);
+	n = snprintf(val, sizeof(val), "%lu", v);
+	fd = open(path, O_WRONLY);
+	ASSERT_OK(fd);
+	ASSERT_EQ(write(fd, val, n), n);
+	close(fd);
+}
+
+static unsigned long read_param(const char *name)
+{
+	char path[128], val[32] = "";
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), UMEM_PARAM "%s", name);
+	fd = open(path, O_RDONLY);
+	ASSERT_OK(fd);
+	n = read(fd, val, sizeof(val) - 1);
+	ASSERT_GT(n, 0);
+	close(fd);
+	return strtoul(val, NULL, 10);
+}
+
+/* An area made while the parameter was @v; the parameter is restored. */
+static int umem_create_capped(const char *param, unsigned long v,
+			      uint64_t size, int *sfd)
+{
+	unsigned long old = read_param(param);
+	int fd;
+
+	write_param(param, v);
+	fd = umem_create(size, sfd);
+	write_param(param, old);
+	return fd;
+}
+
+TEST(served_pages_capped_enospc)
+{
+	int sfd, fd = umem_create_capped("max_served_pages", 3, 8 * PG, &sfd);
+	uint64_t offs[5] = { 0, 1, 2, 3, 4 };
+
+	umem_shmem_map(sfd, 8 * PG);
+	/* Three are served, the write stops short at the cap... */
+	ASSERT_EQ(write(fd, offs, sizeof(offs)), 3 * 8);
+	/* ...a served one is still a no-op, a new one ENOSPC. */
+	ASSERT_EQ(write(fd, &offs[1], 8), 8);
+	ASSERT_ERRNO(write(fd, &offs[3], 8), ENOSPC);
+	ASSERT_EQ(umem_fdinfo(fd, "umem-served:"), 3);
+}
+
+/*
+ * Requests left by faulters are capped: with max_requests 2, two threads
+ * wait on pages 0 and 1 and a third fault (page 2) gets SIGBUS at once
+ * instead of a third request.  The client is a child that maps the area.
+ */
+TEST(requests_capped_fault_gets_sigbus)
+{
+	int sfd, fd = umem_create_capped("max_requests", 2, 4 * PG, &sfd);
+	unsigned char *srv = umem_shmem_map(sfd, 4 * PG);
+	uint64_t offs[2];
+	int status;
+	pid_t pid;
+
+	pid = fork();
+	ASSERT_OK(pid);
+	if (pid == 0) {
+		unsigned char *p = umem_map(fd, 4 * PG);
+		struct toucher t[2] = {
+			{ .addr = p, .pgoff = 0, .tag = 1 },
+			{ .addr = p + PG, .pgoff = 1, .tag = 1 },
+		};
+		pthread_t th[2];
+
+		for (int i = 0; i < 2; i++)
+			if (pthread_create(&th[i], NULL, touch_thread, &t[i]))
+				_exit(3);
+		/* Both requests are in before the third fault. */
+		while (umem_fdinfo(fd, "umem-pending:") < 2)
+			usleep(10000);
+		(void)*(volatile unsigned char *)(p + 2 * PG);
+		_exit(4);
+	}
+	ASSERT_EQ(waitpid(pid, &status, 0), pid);
+	ASSERT_TRUE(WIFSIGNALED(status));
+	ASSERT_EQ(WTERMSIG(status), SIGBUS);
+	/* Exactly the two requests that fit were handed out. */
+	ASSERT_TRUE(umem_readable(fd, 1000));
+	ASSERT_EQ(read(fd, offs, sizeof(offs)), (ssize_t)sizeof(offs));
+	ASSERT_EQ(offs[0] + offs[1], 1);
+	umem_assert_nothing_pending(fd);
+	umem_fill(srv, 0, 1);
+	umem_fill(srv + PG, 1, 1);
+	ASSERT_EQ(write(fd, offs, sizeof(offs)), (ssize_t)sizeof(offs));
+}
+
+/*
+ * MADV_DOFORK clears VM_DONTCOPY, so fork copies the VMA: abi.md says the
+ * mapping is not inherited, so the copy must not become a second client
+ * (its faults would be reported and block on a server that serves the
+ * parent).  It gets SIGBUS, and it does not count as a mapping of the area.
+ */
+TEST_TIMEOUT(madv_dofork_copy_is_not_a_client, 30)
+{
+	int sfd, fd = umem_create(2 * PG, &sfd);
+	unsigned char *srv = umem_shmem_map(sfd, 2 * PG);
+	unsigned char *p = umem_map(fd, 2 * PG);
+	int status, reported;
+	pid_t pid;
+
+	umem_fill(srv, 0, 3);
+	umem_serve1(fd, 0);
+	ASSERT_TRUE(umem_check(p, 0, 3));
+	ASSERT_OK(madvise(p, 2 * PG, MADV_DOFORK));
+	pid = fork();
+	ASSERT_OK(pid);
+	if (pid == 0) {
+		(void)*(volatile unsigned char *)(p + PG);
+		_exit(0);
+	}
+	reported = umem_readable(fd, 1000);
+	if (reported)
+		kill(pid, SIGKILL);
+	ASSERT_EQ(waitpid(pid, &status, 0), pid);
+	ASSERT_FALSE(reported);
+	ASSERT_TRUE(WIFSIGNALED(status));
+	ASSERT_EQ(WTERMSIG(status), SIGBUS);
+	/* The parent's mapping is the only one: unmap, map again. */
+	ASSERT_OK(munmap(p, 2 * PG));
+	p = umem_map(fd, 2 * PG);
+	ASSERT_TRUE(umem_check(p, 0, 3));
+}
