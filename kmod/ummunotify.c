@@ -19,18 +19,27 @@
  *  - queue:   FIFO of registrations with an unread report.  The report is
  *             embedded in the registration, so the notifier never
  *             allocates and one registration has at most one report.
+ *  - deferred: registrations made while an overlapping invalidation was
+ *             in flight (between its invalidate_range_start and _end).
+ *             Its start callback did not see them, yet the page-table
+ *             change comes after they were made: they are reported when the
+ *             in-flight invalidations have ended (as mmu_interval_notifier
+ *             defers inserts to mn_itree_inv_end()).  Without this a
+ *             registration cache can pin a page that is being unmapped and
+ *             never hear of it.
  *
  * Locking:
  *  - ctx->lock (spinlock) protects everything in the context that changes
- *    after open: both trees, the queue and every registration's report
- *    state (queue link, hint, hits, reading/dead/orphan), nregs, nqueued,
- *    generation (and its copy in the counter page), need_last, used and
- *    mm_dead.  It is a spinlock because the invalidate callback may run in
- *    non-blockable context (OOM reaper: !mmu_notifier_range_blockable());
- *    nothing sleeps, allocates, faults or calls into other subsystems while
- *    it is held, and it nests inside whatever locks the mm core holds
- *    around invalidate_range_start (mmap_lock, i_mmap_rwsem, page table
- *    locks are never taken under it).  It is never taken from interrupt
+ *    after open: both trees, the queue, the deferred list, the in-flight
+ *    invalidation state, every registration's report state (queue link,
+ *    hint, hits, reading/dead/orphan), nregs, nqueued, generation (and its
+ *    copy in the counter page), need_last, used and mm_dead.  It is a
+ *    spinlock because the invalidate callbacks may run in non-blockable
+ *    context (OOM reaper: !mmu_notifier_range_blockable()); nothing
+ *    sleeps, allocates, faults or calls into other subsystems while it is
+ *    held, and it nests inside whatever locks the mm core holds around
+ *    the invalidate callbacks (mmap_lock, i_mmap_rwsem, page table locks
+ *    are never taken under it).  It is never taken from interrupt
  *    context, so plain spin_lock() is enough.
  *  - Wake-ups (ctx->read_wq, ctx->unreg_wq) and SIGIO (ctx->fasync) are
  *    issued after dropping ctx->lock.
@@ -41,11 +50,20 @@
  *    that cookie can still be delivered, and the registration is never
  *    freed under a reader.  If the copy faults the reports not copied are
  *    put back at the head of the queue, merged with any newer report.
- *  - The mm: mmu_notifier_register() is called at open with a reference
- *    from mmgrab(); ->release (mm exit, or our own unregister) sets
- *    mm_dead, after which no report is produced.  The file's release
- *    unregisters the notifier (which waits for running callbacks via SRCU)
- *    before freeing anything, then drops the mm reference.
+ *  - Walk length: an invalidation that may block drops the lock and
+ *    reschedules every UMMUNOTIFY_WALK_BATCH hits, resuming after the last
+ *    registration it visited (the interval tree is ordered by start, then
+ *    by registration serial); a registration made during the break is
+ *    covered by the deferred list.  A non-blockable one (OOM reaper) walks
+ *    without a break: max_regions bounds it.
+ *  - The mm: mmu_notifier_register() holds its own mmgrab() reference
+ *    until mmu_notifier_unregister(); ->release (mm exit, or our own
+ *    unregister) sets mm_dead, after which no report is produced.  The
+ *    file's release unregisters the notifier (which waits for running
+ *    callbacks via SRCU) before freeing anything.
+ *  - Contexts per mm are capped (max_contexts_per_mm): each is one more
+ *    callback on every invalidation of the mm and one mm_take_all_locks()
+ *    at open.
  *
  * Module lifetime: the file operations' owner pins the module while any
  * file is open, and nothing outlives the last file (no deferred callbacks).
@@ -55,11 +73,13 @@
 
 #include <linux/atomic.h>
 #include <linux/fs.h>
+#include <linux/hashtable.h>
 #include <linux/interval_tree_generic.h>
 #include <linux/miscdevice.h>
 #include <linux/mm.h>
 #include <linux/mmu_notifier.h>
 #include <linux/module.h>
+#include <linux/mutex.h>
 #include <linux/poll.h>
 #include <linux/rbtree.h>
 #include <linux/sched.h>
@@ -81,8 +101,15 @@ module_param(max_regions, uint, 0644);
 MODULE_PARM_DESC(max_regions,
 		 "Maximum registered regions per open file, read at open (default 1048576); REGISTER_REGION beyond it fails with ENOSPC");
 
+static unsigned int max_contexts_per_mm = 64;
+module_param(max_contexts_per_mm, uint, 0644);
+MODULE_PARM_DESC(max_contexts_per_mm,
+		 "Maximum open contexts per address space (default 64); open beyond it fails with EMFILE");
+
 /* Reports copied per batch of read(); bounded to keep the stack small. */
 #define UMMUNOTIFY_READ_BATCH	8
+/* Registrations an invalidation visits between two lock breaks. */
+#define UMMUNOTIFY_WALK_BATCH	256
 
 struct ummunotify_reg {
 	/* ctx->tree: the interval [start, last], last = end - 1 */
@@ -93,6 +120,10 @@ struct ummunotify_reg {
 	/* ctx->cookies */
 	struct rb_node		cookie_node;
 	u64			user_cookie;
+	/* orders equal starts in ctx->tree: a walk resumes after it */
+	u64			serial;
+	/* ctx->deferred, while an in-flight invalidation owes it a report */
+	struct list_head	deferred;
 	/* ctx->queue while a report is unread; empty otherwise */
 	struct list_head	queue;
 	u64			hint_start;
@@ -127,6 +158,16 @@ struct ummunotify_ctx {
 	u32			nregs;
 	u32			nqueued;
 	u64			generation;
+	u64			next_serial;
+	/*
+	 * Invalidations in flight (start called, end not yet), the span they
+	 * cover together and how many started since none was in flight.
+	 */
+	u32			active;
+	u32			active_starts;
+	u64			active_start;
+	u64			active_end;
+	struct list_head	deferred;
 	/* reports were returned since the last LAST event */
 	bool			need_last;
 	/* some operation ran: EXCHANGE_FEATURES is no longer allowed */
@@ -150,6 +191,68 @@ INTERVAL_TREE_DEFINE(struct ummunotify_reg, it_node, u64, subtree_last,
 
 static atomic64_t ummunotify_next_id = ATOMIC64_INIT(0);
 
+/* Open contexts per mm, for max_contexts_per_mm. */
+struct ummunotify_mm_count {
+	struct hlist_node	node;
+	struct mm_struct	*mm;
+	unsigned int		contexts;
+};
+
+static DEFINE_HASHTABLE(ummunotify_mm_counts, 6);
+static DEFINE_MUTEX(ummunotify_mm_counts_lock);
+
+static struct ummunotify_mm_count *ummunotify_mm_count_find(struct mm_struct *mm)
+{
+	struct ummunotify_mm_count *c;
+
+	lockdep_assert_held(&ummunotify_mm_counts_lock);
+	hash_for_each_possible(ummunotify_mm_counts, c, node, (unsigned long)mm)
+		if (c->mm == mm)
+			return c;
+	return NULL;
+}
+
+/* Count one more context of @mm, or -EMFILE at the cap. */
+static int ummunotify_mm_count_get(struct mm_struct *mm)
+{
+	struct ummunotify_mm_count *c;
+	int ret = 0;
+
+	mutex_lock(&ummunotify_mm_counts_lock);
+	c = ummunotify_mm_count_find(mm);
+	if (c && c->contexts >= READ_ONCE(max_contexts_per_mm)) {
+		ret = -EMFILE;
+	} else if (c) {
+		c->contexts++;
+	} else if (!READ_ONCE(max_contexts_per_mm)) {
+		ret = -EMFILE;
+	} else {
+		c = kzalloc(sizeof(*c), GFP_KERNEL_ACCOUNT);
+		if (c) {
+			c->mm = mm;
+			c->contexts = 1;
+			hash_add(ummunotify_mm_counts, &c->node, (unsigned long)mm);
+		} else {
+			ret = -ENOMEM;
+		}
+	}
+	mutex_unlock(&ummunotify_mm_counts_lock);
+	return ret;
+}
+
+static void ummunotify_mm_count_put(struct mm_struct *mm)
+{
+	struct ummunotify_mm_count *c;
+
+	mutex_lock(&ummunotify_mm_counts_lock);
+	c = ummunotify_mm_count_find(mm);
+	if (!WARN_ON_ONCE(!c) && !--c->contexts) {
+		hash_del(&c->node);
+		kfree(c);
+	}
+	mutex_unlock(&ummunotify_mm_counts_lock);
+}
+
 static void ummunotify_set_vm_flags(struct vm_area_struct *vma,
 				    vm_flags_t set, vm_flags_t clear)
 {
@@ -160,12 +263,12 @@ static void ummunotify_set_vm_flags(struct vm_area_struct *vma,
 #endif
 }
 
-/* Called with ctx->lock held. */
 static struct ummunotify_reg *ummunotify_find_cookie(struct ummunotify_ctx *ctx,
 						     u64 cookie)
 {
 	struct rb_node *node = ctx->cookies.rb_node;
 
+	lockdep_assert_held(&ctx->lock);
 	while (node) {
 		struct ummunotify_reg *reg =
 			rb_entry(node, struct ummunotify_reg, cookie_node);
@@ -180,12 +283,13 @@ static struct ummunotify_reg *ummunotify_find_cookie(struct ummunotify_ctx *ctx,
 	return NULL;
 }
 
-/* Called with ctx->lock held; false if the cookie is already in use. */
+/* False if the cookie is already in use. */
 static bool ummunotify_insert_cookie(struct ummunotify_ctx *ctx,
 				     struct ummunotify_reg *new)
 {
 	struct rb_node **link = &ctx->cookies.rb_node, *parent = NULL;
 
+	lockdep_assert_held(&ctx->lock);
 	while (*link) {
 		struct ummunotify_reg *reg =
 			rb_entry(*link, struct ummunotify_reg, cookie_node);
@@ -238,58 +342,174 @@ static void ummunotify_mn_release(struct mmu_notifier *mn,
 }
 
 /*
+ * First registration after (@start, @serial) in the tree's order (start,
+ * then serial), or NULL: where a walk resumes after a lock break.
+ */
+static struct ummunotify_reg *ummunotify_it_after(struct ummunotify_ctx *ctx,
+						  u64 start, u64 serial)
+{
+	struct rb_node *node = ctx->tree.rb_root.rb_node;
+	struct ummunotify_reg *reg, *next = NULL;
+
+	lockdep_assert_held(&ctx->lock);
+	while (node) {
+		reg = rb_entry(node, struct ummunotify_reg, it_node);
+		if (reg->start > start ||
+		    (reg->start == start && reg->serial > serial)) {
+			next = reg;
+			node = node->rb_left;
+		} else {
+			node = node->rb_right;
+		}
+	}
+	return next;
+}
+
+/*
+ * One invalidation of [start, end) hits @reg: queue its report, or merge
+ * into the unread one.  Returns true if it was queued.
+ */
+static bool ummunotify_hit(struct ummunotify_ctx *ctx,
+			   struct ummunotify_reg *reg, u64 start, u64 end,
+			   u32 hits)
+{
+	lockdep_assert_held(&ctx->lock);
+	if (!list_empty(&reg->queue)) {
+		reg->hits = 2;	/* merged: the hint is lost */
+		return false;
+	}
+	reg->hint_start = max(start, reg->start);
+	reg->hint_end = min(end - 1, reg->last) + 1;
+	reg->hits = hits;
+	list_add_tail(&reg->queue, &ctx->queue);
+	ctx->nqueued++;
+	return true;
+}
+
+static void ummunotify_bump_generation(struct ummunotify_ctx *ctx)
+{
+	lockdep_assert_held(&ctx->lock);
+	ctx->generation++;
+	WRITE_ONCE(*ctx->counter, ctx->generation);
+}
+
+/*
  * May run in non-blockable context (mmu_notifier_range_blockable() false,
  * e.g. the OOM reaper): takes only ctx->lock, never sleeps or allocates,
- * and therefore never needs to return -EAGAIN.
+ * and therefore never needs to return -EAGAIN.  A blockable one breaks the
+ * lock every UMMUNOTIFY_WALK_BATCH hits (see "Walk length" at the top).
  */
 static int
 ummunotify_mn_invalidate_range_start(struct mmu_notifier *mn,
 				     const struct mmu_notifier_range *range)
 {
 	struct ummunotify_ctx *ctx = container_of(mn, struct ummunotify_ctx, mn);
+	bool blockable = mmu_notifier_range_blockable(range);
+	u64 start = range->start, end = range->end, generation, at, serial;
+	u32 hits = 0, queued = 0, woken = 0, batch = 0;
 	struct ummunotify_reg *reg;
-	u32 hits = 0, queued = 0;
-	u64 start = range->start, end = range->end, generation;
 
 	if (unlikely(end <= start))
 		return 0;
 
 	spin_lock(&ctx->lock);
+	/* In flight until _end: a REGISTER meanwhile is owed a report. */
+	if (!ctx->active++) {
+		ctx->active_start = start;
+		ctx->active_end = end;
+		ctx->active_starts = 0;
+	} else {
+		ctx->active_start = min(ctx->active_start, start);
+		ctx->active_end = max(ctx->active_end, end);
+	}
+	ctx->active_starts++;
 	if (ctx->mm_dead) {
 		spin_unlock(&ctx->lock);
 		return 0;
 	}
-	for (reg = ummunotify_it_iter_first(&ctx->tree, start, end - 1); reg;
-	     reg = ummunotify_it_iter_next(reg, start, end - 1)) {
-		hits++;
-		if (list_empty(&reg->queue)) {
-			reg->hint_start = max(start, reg->start);
-			reg->hint_end = min(end - 1, reg->last) + 1;
-			reg->hits = 1;
-			list_add_tail(&reg->queue, &ctx->queue);
-			ctx->nqueued++;
-			queued++;
-		} else {
-			reg->hits = 2;	/* merged: the hint is lost */
+
+	reg = ummunotify_it_iter_first(&ctx->tree, start, end - 1);
+	while (reg) {
+		if (!hits++)
+			ummunotify_bump_generation(ctx);
+		queued += ummunotify_hit(ctx, reg, start, end, 1);
+		if (++batch < UMMUNOTIFY_WALK_BATCH || !blockable) {
+			reg = ummunotify_it_iter_next(reg, start, end - 1);
+			continue;
 		}
-	}
-	if (hits) {
-		ctx->generation++;
-		WRITE_ONCE(*ctx->counter, ctx->generation);
+		batch = 0;
+		at = reg->start;
+		serial = reg->serial;
+		spin_unlock(&ctx->lock);
+		if (queued > woken) {
+			ummunotify_wake(ctx);
+			woken = queued;
+		}
+		cond_resched();
+		spin_lock(&ctx->lock);
+		if (ctx->mm_dead)
+			break;
+		/*
+		 * Resume strictly after the last one visited: every overlap
+		 * not yet visited starts in [at, end).  One registered
+		 * meanwhile is on the deferred list as well.
+		 */
+		reg = ummunotify_it_after(ctx, at, serial);
+		if (reg && reg->start > end - 1)
+			reg = NULL;
 	}
 	generation = ctx->generation;
 	spin_unlock(&ctx->lock);
 
-	if (queued)
+	if (queued > woken)
 		ummunotify_wake(ctx);
 	trace_ummunotify_notify(ctx->id, ctx->tgid, start, end, range->event,
 				hits, queued, generation);
 	return 0;
 }
 
+/*
+ * The page-table change of an invalidation is done.  When none is in
+ * flight any more, report the registrations made meanwhile over their span:
+ * they were not in the tree when those invalidations started.
+ */
+static void
+ummunotify_mn_invalidate_range_end(struct mmu_notifier *mn,
+				   const struct mmu_notifier_range *range)
+{
+	struct ummunotify_ctx *ctx = container_of(mn, struct ummunotify_ctx, mn);
+	struct ummunotify_reg *reg, *next;
+	u32 queued = 0, hits;
+
+	if (unlikely(range->end <= range->start))
+		return;
+
+	spin_lock(&ctx->lock);
+	if (WARN_ON_ONCE(!ctx->active) || --ctx->active ||
+	    list_empty(&ctx->deferred)) {
+		spin_unlock(&ctx->lock);
+		return;
+	}
+	/* Several invalidations over the span: the hint would not be exact. */
+	hits = ctx->active_starts == 1 ? 1 : 2;
+	list_for_each_entry_safe(reg, next, &ctx->deferred, deferred) {
+		list_del_init(&reg->deferred);
+		if (!ctx->mm_dead)
+			queued += ummunotify_hit(ctx, reg, ctx->active_start,
+						 ctx->active_end, hits);
+	}
+	if (!ctx->mm_dead)
+		ummunotify_bump_generation(ctx);
+	spin_unlock(&ctx->lock);
+
+	if (queued)
+		ummunotify_wake(ctx);
+}
+
 static const struct mmu_notifier_ops ummunotify_mn_ops = {
 	.release		= ummunotify_mn_release,
 	.invalidate_range_start	= ummunotify_mn_invalidate_range_start,
+	.invalidate_range_end	= ummunotify_mn_invalidate_range_end,
 };
 
 static int ummunotify_open(struct inode *inode, struct file *file)
@@ -303,9 +523,14 @@ static int ummunotify_open(struct inode *inode, struct file *file)
 	if (!current->mm)
 		return -EINVAL;
 
+	ret = ummunotify_mm_count_get(current->mm);
+	if (ret)
+		return ret;
 	ctx = kzalloc(sizeof(*ctx), GFP_KERNEL_ACCOUNT);
-	if (!ctx)
-		return -ENOMEM;
+	if (!ctx) {
+		ret = -ENOMEM;
+		goto err_uncount;
+	}
 	ctx->counter = (u64 *)get_zeroed_page(GFP_KERNEL_ACCOUNT);
 	if (!ctx->counter) {
 		ret = -ENOMEM;
@@ -316,28 +541,29 @@ static int ummunotify_open(struct inode *inode, struct file *file)
 	ctx->tree = RB_ROOT_CACHED;
 	ctx->cookies = RB_ROOT;
 	INIT_LIST_HEAD(&ctx->queue);
+	INIT_LIST_HEAD(&ctx->deferred);
 	init_waitqueue_head(&ctx->read_wq);
 	init_waitqueue_head(&ctx->unreg_wq);
 	ctx->id = atomic64_inc_return(&ummunotify_next_id);
 	ctx->tgid = task_tgid_nr(current);
 	ctx->max_regions = READ_ONCE(max_regions);
 
-	/* Our own reference to ctx->mm, dropped after the notifier is gone. */
+	/* The notifier holds the mm (mmgrab) until it is unregistered. */
 	ctx->mm = current->mm;
-	mmgrab(ctx->mm);
 	ctx->mn.ops = &ummunotify_mn_ops;
 	ret = mmu_notifier_register(&ctx->mn, ctx->mm);
-	if (ret)
-		goto err_mmdrop;
+	if (ret)	/* -EINTR: mm_take_all_locks() saw a signal */
+		goto err_free_page;
 
 	file->private_data = ctx;
 	return stream_open(inode, file);
 
-err_mmdrop:
-	mmdrop(ctx->mm);
+err_free_page:
 	free_page((unsigned long)ctx->counter);
 err_free_ctx:
 	kfree(ctx);
+err_uncount:
+	ummunotify_mm_count_put(current->mm);
 	return ret;
 }
 
@@ -347,9 +573,9 @@ static int ummunotify_release(struct inode *inode, struct file *file)
 	struct ummunotify_reg *reg, *next;
 	unsigned int n = 0;
 
+	ummunotify_mm_count_put(ctx->mm);
 	/* Calls ->release if the mm is still alive and waits for callbacks. */
 	mmu_notifier_unregister(&ctx->mn, ctx->mm);
-	mmdrop(ctx->mm);
 
 	/* No reader, no notifier: nothing else can see the registrations. */
 	rbtree_postorder_for_each_entry_safe(reg, next, &ctx->cookies,
@@ -363,11 +589,12 @@ static int ummunotify_release(struct inode *inode, struct file *file)
 	return 0;
 }
 
-/* Called with ctx->lock held: fill one report and take it off the queue. */
+/* Fill one report and take it off the queue. */
 static void ummunotify_dequeue(struct ummunotify_ctx *ctx,
 			       struct ummunotify_reg *reg,
 			       struct ummunotify_event *ev)
 {
+	lockdep_assert_held(&ctx->lock);
 	ev->type = UMMUNOTIFY_EVENT_TYPE_INVAL;
 	ev->user_cookie_counter = reg->user_cookie;
 	if (reg->hits == 1) {
@@ -385,15 +612,16 @@ static void ummunotify_dequeue(struct ummunotify_ctx *ctx,
 }
 
 /*
- * Called with ctx->lock held, for a report read() dequeued and could not
- * copy: put it back at the head of the queue, merged with any report
- * queued since.  Returns true when the caller must free @reg (it was
- * orphaned by unregister and this was its last reader).
+ * For a report read() dequeued and could not copy: put it back at the
+ * head of the queue, merged with any report queued since.  Returns true
+ * when the caller must free @reg (it was orphaned by unregister and this
+ * was its last reader).
  */
 static bool ummunotify_requeue(struct ummunotify_ctx *ctx,
 			       struct ummunotify_reg *reg,
 			       const struct ummunotify_event *ev, u32 hits)
 {
+	lockdep_assert_held(&ctx->lock);
 	WRITE_ONCE(reg->reading, reg->reading - 1);
 	if (reg->dead)
 		return reg->orphan && !reg->reading;
@@ -422,18 +650,17 @@ static ssize_t ummunotify_read(struct file *file, char __user *buf,
 	u32 nqueued = 0;
 	int ret;
 
-	if (!max_events)
-		return -EINVAL;
-
 	spin_lock(&ctx->lock);
 	ctx->used = true;
 	spin_unlock(&ctx->lock);
+	if (!max_events)
+		return -EINVAL;
 
 	while (done < max_events) {
 		struct ummunotify_reg *reg;
 		LIST_HEAD(to_free);
-		unsigned int n = 0, ok, i;
-		bool freed = false, had_last;
+		unsigned int n = 0, ninval, ok, i;
+		bool freed = false, took_last = false, owed = false;
 		unsigned long left;
 
 		spin_lock(&ctx->lock);
@@ -455,7 +682,12 @@ static ssize_t ummunotify_read(struct file *file, char __user *buf,
 			spin_lock(&ctx->lock);
 		}
 
-		had_last = ctx->need_last;
+		/*
+		 * need_last is set only once INVALs really reached user
+		 * space, so a concurrent reader never returns a LAST for
+		 * reports this one fails to copy; a LAST taken here and not
+		 * copied gives back what it took (@owed).
+		 */
 		while (n < UMMUNOTIFY_READ_BATCH && done + n < max_events &&
 		       !list_empty(&ctx->queue)) {
 			reg = list_first_entry(&ctx->queue,
@@ -464,10 +696,10 @@ static ssize_t ummunotify_read(struct file *file, char __user *buf,
 			regs[n] = reg;
 			ummunotify_dequeue(ctx, reg, &ev[n]);
 			n++;
-			ctx->need_last = true;
 		}
+		ninval = n;
 		if (n < UMMUNOTIFY_READ_BATCH && done + n < max_events &&
-		    list_empty(&ctx->queue) && ctx->need_last) {
+		    list_empty(&ctx->queue) && (ctx->need_last || ninval)) {
 			ev[n].type = UMMUNOTIFY_EVENT_TYPE_LAST;
 			ev[n].flags = 0;
 			ev[n].hint_start = 0;
@@ -475,6 +707,8 @@ static ssize_t ummunotify_read(struct file *file, char __user *buf,
 			ev[n].user_cookie_counter = ctx->generation;
 			regs[n] = NULL;
 			n++;
+			took_last = true;
+			owed = ctx->need_last;
 			ctx->need_last = false;
 		}
 		spin_unlock(&ctx->lock);
@@ -505,9 +739,13 @@ static ssize_t ummunotify_read(struct file *file, char __user *buf,
 			if (ummunotify_requeue(ctx, reg, &ev[i], hits[i]))
 				list_add(&reg->queue, &to_free);
 		}
-		/* A LAST is owed only once some report really was returned. */
-		if (ok < n)
-			ctx->need_last = ok || done || had_last;
+		/* A LAST is owed once some report really was returned. */
+		if (ok < n) {
+			if (min(ok, ninval) || (took_last && owed))
+				ctx->need_last = true;
+		} else if (ninval && !took_last) {
+			ctx->need_last = true;
+		}
 		nqueued = ctx->nqueued;
 		spin_unlock(&ctx->lock);
 
@@ -521,8 +759,8 @@ static ssize_t ummunotify_read(struct file *file, char __user *buf,
 		}
 		done += ok;
 		if (left) {
-			if (ok < n)
-				ummunotify_wake(ctx);
+			/* Requeued reports, or a LAST owed to the next read. */
+			ummunotify_wake(ctx);
 			if (!done)
 				return -EFAULT;
 			break;
@@ -588,10 +826,6 @@ static long ummunotify_register_region(struct ummunotify_ctx *ctx,
 	u32 nregs;
 	int ret;
 
-	spin_lock(&ctx->lock);
-	ctx->used = true;
-	spin_unlock(&ctx->lock);
-
 	if (copy_from_user(&r, arg, sizeof(r)))
 		return -EFAULT;
 	if (r.flags || r.reserved || r.start >= r.end)
@@ -604,6 +838,7 @@ static long ummunotify_register_region(struct ummunotify_ctx *ctx,
 	reg->last = r.end - 1;
 	reg->user_cookie = r.user_cookie;
 	INIT_LIST_HEAD(&reg->queue);
+	INIT_LIST_HEAD(&reg->deferred);
 
 	spin_lock(&ctx->lock);
 	if (ctx->nregs >= ctx->max_regions) {
@@ -614,7 +849,12 @@ static long ummunotify_register_region(struct ummunotify_ctx *ctx,
 		ret = -EINVAL;
 		goto err_unlock;
 	}
+	reg->serial = ctx->next_serial++;
 	ummunotify_it_insert(reg, &ctx->tree);
+	/* An invalidation in flight over it started before it existed. */
+	if (ctx->active && r.start < ctx->active_end &&
+	    ctx->active_start < r.end)
+		list_add_tail(&reg->deferred, &ctx->deferred);
 	nregs = ++ctx->nregs;
 	spin_unlock(&ctx->lock);
 
@@ -636,10 +876,6 @@ static long ummunotify_unregister_region(struct ummunotify_ctx *ctx,
 	bool reading;
 	u32 nregs;
 
-	spin_lock(&ctx->lock);
-	ctx->used = true;
-	spin_unlock(&ctx->lock);
-
 	if (get_user(cookie, arg))
 		return -EFAULT;
 
@@ -651,6 +887,7 @@ static long ummunotify_unregister_region(struct ummunotify_ctx *ctx,
 	}
 	rb_erase(&reg->cookie_node, &ctx->cookies);
 	ummunotify_it_remove(reg, &ctx->tree);
+	list_del_init(&reg->deferred);
 	if (!list_empty(&reg->queue)) {
 		list_del_init(&reg->queue);
 		ctx->nqueued--;
@@ -692,6 +929,12 @@ static long ummunotify_ioctl(struct file *file, unsigned int cmd,
 	struct ummunotify_ctx *ctx = file->private_data;
 	void __user *uarg = (void __user *)arg;
 
+	/* Any ioctl, even a failing one, ends the EXCHANGE_FEATURES window. */
+	if (cmd != UMMUNOTIFY_EXCHANGE_FEATURES) {
+		spin_lock(&ctx->lock);
+		ctx->used = true;
+		spin_unlock(&ctx->lock);
+	}
 	switch (cmd) {
 	case UMMUNOTIFY_EXCHANGE_FEATURES:
 		return ummunotify_exchange_features(ctx, uarg);
@@ -703,6 +946,22 @@ static long ummunotify_ioctl(struct file *file, unsigned int cmd,
 		return -ENOTTY;
 	}
 }
+
+/* The counter page again after MADV_DONTNEED (or any zap) of it. */
+static vm_fault_t ummunotify_counter_fault(struct vm_fault *vmf)
+{
+	struct ummunotify_ctx *ctx = vmf->vma->vm_file->private_data;
+
+	if (vmf->pgoff)
+		return VM_FAULT_SIGBUS;
+	vmf->page = virt_to_page(ctx->counter);
+	get_page(vmf->page);
+	return 0;
+}
+
+static const struct vm_operations_struct ummunotify_counter_vm_ops = {
+	.fault	= ummunotify_counter_fault,
+};
 
 /*
  * The generation counter: one read-only page, offset 0, any length from 1
@@ -719,6 +978,7 @@ static int ummunotify_mmap(struct file *file, struct vm_area_struct *vma)
 		return -EPERM;
 
 	ummunotify_set_vm_flags(vma, VM_DONTEXPAND | VM_DONTDUMP, VM_MAYWRITE);
+	vma->vm_ops = &ummunotify_counter_vm_ops;
 	return vm_insert_page(vma, vma->vm_start, virt_to_page(ctx->counter));
 }
 

@@ -16,7 +16,9 @@
 #include <stdint.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <sched.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -24,6 +26,7 @@
 #include <sys/sysmacros.h>
 #include <time.h>
 
+#include <linux/umem.h>
 #include <linux/ummunotify.h>
 #include <linux/userfaultfd.h>
 
@@ -2330,3 +2333,367 @@ TEST(tracepoints_fire_with_right_fields)
 }
 
 KTEST_MAIN()
+
+/* ---- in-flight invalidations, LAST accounting, bounds (issue 9) ------ */
+
+static void pin_to_cpu(int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	ASSERT_OK(sched_setaffinity(0, sizeof(set), &set));
+}
+
+struct zapper {
+	char *p;
+	atomic_int go, started, zapped, stop;
+};
+
+static void *zap_fn(void *arg)
+{
+	struct zapper *z = arg;
+	int it;
+
+	pin_to_cpu(0);
+	while (!atomic_load(&z->stop)) {
+		it = atomic_load(&z->go);
+		if (it == atomic_load(&z->zapped))
+			continue;
+		atomic_store(&z->started, it);
+		madvise(z->p, pg(), MADV_DONTNEED);
+		atomic_store(&z->zapped, it);
+	}
+	return NULL;
+}
+
+/*
+ * abi.md 5: an invalidation overlapping a registration is reported.  A
+ * REGISTER that lands between another thread's invalidate_range_start and
+ * its page-table change must be reported too: the caller may already have
+ * read (or pinned) the page that is about to go.  A second context with
+ * many registrations over the page widens that window (its callback runs
+ * after ours: the newest notifier is called first).  Whenever the page read
+ * after REGISTER is still the old one, the zap came after REGISTER, so an
+ * INVAL of that cookie must arrive.
+ */
+TEST_TIMEOUT(register_during_invalidation_is_reported, 300)
+{
+	enum { SLOW_REGS = 100000 };
+	int slow = un_open_nb(), fd = un_open_nb();
+	struct zapper z = { .p = map_pages(1) };
+	int candidates = 0, missed = 0, it;
+	struct ummunotify_event ev[8];
+	double t0;
+	pthread_t th;
+
+	for (int i = 0; i < SLOW_REGS; i++)
+		ASSERT_OK(un_reg(slow, U(z.p), U(z.p + pg()), i));
+	pin_to_cpu(1);
+	ASSERT_EQ(pthread_create(&th, NULL, zap_fn, &z), 0);
+	t0 = (double)time(NULL);
+	for (it = 1; it <= 400 && time(NULL) - t0 < 30; it++) {
+		volatile char v;
+		int n, seen = 0;
+
+		z.p[0] = 1;
+		atomic_store(&z.go, it);
+		while (atomic_load(&z.started) != it)
+			;
+		ASSERT_OK(un_reg(fd, U(z.p), U(z.p + pg()), it));
+		v = z.p[0];
+		while (atomic_load(&z.zapped) != it)
+			;
+		while ((n = read_evs(fd, ev, 8)) > 0)
+			for (int i = 0; i < n; i++)
+				if (ev[i].type == UMMUNOTIFY_EVENT_TYPE_INVAL &&
+				    ev[i].user_cookie_counter == (uint64_t)it)
+					seen = 1;
+		if (v == 1) {
+			candidates++;
+			missed += !seen;
+		}
+		ASSERT_OK(un_unreg(fd, it));
+		while (read_evs(fd, ev, 8) > 0)
+			;
+	}
+	atomic_store(&z.stop, 1);
+	pthread_join(th, NULL);
+	printf("# %d rounds, %d read the old page after REGISTER, %d of those got no INVAL\n",
+	       it - 1, candidates, missed);
+	ASSERT_GT(candidates, 0);
+	ASSERT_EQ(missed, 0);
+}
+
+/* A one-page /dev/umem mapping nobody serves: copies into it block. */
+static char *unserved_buffer(int *ufd)
+{
+	struct umem_init init = { .size = pg() };
+	char *buf;
+
+	*ufd = open("/dev/umem", O_RDWR | O_CLOEXEC);
+	ASSERT_TRUE(*ufd >= 0);
+	ASSERT_OK(ioctl(*ufd, UMEM_INIT, &init));
+	close(init.shmem_fd);
+	buf = mmap(NULL, pg(), PROT_READ | PROT_WRITE, MAP_PRIVATE, *ufd, 0);
+	ASSERT_TRUE(buf != MAP_FAILED);
+	return buf;
+}
+
+/* Wait until a thread is blocked on the unserved buffer. */
+static void wait_blocked_on(int ufd)
+{
+	struct pollfd p = { .fd = ufd, .events = POLLIN };
+
+	ASSERT_EQ(poll(&p, 1, 10000), 1);
+}
+
+struct evreader {
+	int fd;
+	void *buf;
+	size_t len;
+	ssize_t ret;
+	int err;
+};
+
+static void *evreader_fn(void *arg)
+{
+	struct evreader *r = arg;
+
+	r->ret = read(r->fd, r->buf, r->len);
+	r->err = errno;
+	return NULL;
+}
+
+/*
+ * abi.md 6: once INVALs were returned, a LAST is owed.  Reader A dequeues
+ * X and blocks copying it out (its buffer is an unserved umem page); B
+ * reads Y; X is unregistered; then A's copy fails (the umem fd is closed:
+ * SIGBUS).  Y was returned, so the next read must give LAST: A's failure
+ * must not take back the LAST that B's INVAL made owed.
+ */
+TEST(last_owed_after_a_concurrent_reader_fails_its_copy)
+{
+	int ufd, fd = un_open_nb();
+	char *p = map_pages(2);
+	struct evreader a = { .fd = fd, .len = EVSZ };
+	struct unreg_arg u = { .fd = fd };
+	struct ummunotify_event ev[4];
+	pthread_t ta, tu;
+
+	a.buf = unserved_buffer(&ufd);
+	ASSERT_OK(un_reg(fd, U(p), U(p + pg()), 7));
+	ASSERT_OK(un_reg(fd, U(p + pg()), U(p + 2 * pg()), 8));
+	ASSERT_OK(madvise(p, 2 * pg(), MADV_DONTNEED));
+	ASSERT_EQ(pthread_create(&ta, NULL, evreader_fn, &a), 0);
+	wait_blocked_on(ufd);			/* A holds report 7 */
+	ASSERT_EQ(read_evs(fd, ev, 1), 1);	/* B: report 8 */
+	expect_inval(&ev[0], 8, 1, U(p + pg()), U(p + 2 * pg()));
+	ASSERT_EQ(pthread_create(&tu, NULL, unreg_fn, &u), 0);
+	usleep(200000);
+	ASSERT_EQ(atomic_load(&u.done), 0);	/* waits for A's copy */
+	close(ufd);				/* A's copy faults */
+	pthread_join(ta, NULL);
+	pthread_join(tu, NULL);
+	ASSERT_EQ(a.ret, -1);
+	ASSERT_EQ(a.err, EFAULT);
+	ASSERT_EQ(u.ret, 0);
+	ASSERT_EQ(read_evs(fd, ev, 4), 1);
+	expect_last(&ev[0], 1);
+	expect_nothing(fd);
+}
+
+/*
+ * The reverse: while A is copying both reports out (and will fail), B
+ * finds the queue empty.  Nothing was returned yet, so B gets nothing (no
+ * LAST without an INVAL); after A's failure the reports come again, then
+ * LAST.
+ */
+TEST(no_last_for_reports_a_concurrent_reader_fails_to_copy)
+{
+	int ufd, fd = un_open_nb();
+	char *p = map_pages(2);
+	struct evreader a = { .fd = fd, .len = 2 * EVSZ };
+	struct ummunotify_event ev[4];
+	pthread_t ta;
+
+	a.buf = unserved_buffer(&ufd);
+	ASSERT_OK(un_reg(fd, U(p), U(p + pg()), 7));
+	ASSERT_OK(un_reg(fd, U(p + pg()), U(p + 2 * pg()), 8));
+	ASSERT_OK(madvise(p, 2 * pg(), MADV_DONTNEED));
+	ASSERT_EQ(pthread_create(&ta, NULL, evreader_fn, &a), 0);
+	wait_blocked_on(ufd);			/* A holds 7 and 8 */
+	expect_nothing(fd);			/* B */
+	close(ufd);
+	pthread_join(ta, NULL);
+	ASSERT_EQ(a.ret, -1);
+	ASSERT_EQ(a.err, EFAULT);
+	ASSERT_EQ(read_evs(fd, ev, 4), 3);
+	expect_inval(&ev[0], 7, 1, U(p), U(p + pg()));
+	expect_inval(&ev[1], 8, 1, U(p + pg()), U(p + 2 * pg()));
+	expect_last(&ev[2], 1);
+}
+
+/*
+ * The orphan path: UNREGISTER of a cookie whose report a reader is
+ * copying waits; killed while waiting, it leaves the registration to that
+ * reader, which frees it when its copy fails.
+ */
+TEST(unregister_killed_during_a_failing_copy_leaves_it_to_the_reader)
+{
+	int ufd, fd = un_open_nb();
+	char *p = map_pages(1);
+	struct evreader a = { .fd = fd, .len = EVSZ };
+	struct ummunotify_event ev[4];
+	int status;
+	pthread_t ta;
+	pid_t pid;
+
+	a.buf = unserved_buffer(&ufd);
+	ASSERT_OK(un_reg(fd, U(p), U(p + pg()), 7));
+	ASSERT_OK(madvise(p, pg(), MADV_DONTNEED));
+	ASSERT_EQ(pthread_create(&ta, NULL, evreader_fn, &a), 0);
+	wait_blocked_on(ufd);
+	pid = fork();
+	ASSERT_OK(pid);
+	if (pid == 0)
+		_exit(un_unreg(fd, 7) ? errno : 0);
+	usleep(300000);
+	ASSERT_EQ(waitpid(pid, &status, WNOHANG), 0);	/* still waiting */
+	ASSERT_OK(kill(pid, SIGKILL));
+	ASSERT_EQ(waitpid(pid, &status, 0), pid);
+	ASSERT_TRUE(WIFSIGNALED(status));
+	close(ufd);
+	pthread_join(ta, NULL);
+	ASSERT_EQ(a.err, EFAULT);
+	/* Gone: unknown, never reported again. */
+	ASSERT_ERRNO(un_unreg(fd, 7), EINVAL);
+	ASSERT_OK(madvise(p, pg(), MADV_DONTNEED));
+	expect_nothing(fd);
+	ASSERT_OK(un_reg(fd, U(p), U(p + pg()), 7));
+	ASSERT_OK(madvise(p, pg(), MADV_DONTNEED));
+	ASSERT_EQ(read_evs(fd, ev, 4), 2);
+	expect_inval(&ev[0], 7, 1, U(p), U(p + pg()));
+}
+
+/* The counter page faults back in after MADV_DONTNEED zapped it. */
+TEST(counter_page_reads_again_after_madv_dontneed)
+{
+	int fd = un_open();
+	char *p = map_pages(1);
+	volatile uint64_t *c = map_counter(fd);
+
+	ASSERT_OK(un_reg(fd, U(p), U(p + pg()), 1));
+	ASSERT_OK(madvise(p, pg(), MADV_DONTNEED));
+	ASSERT_OK(madvise((void *)c, pg(), MADV_DONTNEED));
+	ASSERT_EQ(*c, 1);
+	p[0] = 1;
+	ASSERT_OK(madvise(p, pg(), MADV_DONTNEED));
+	ASSERT_EQ(*c, 2);
+}
+
+/* docs/ummunotify.md: any ioctl or read() ends the EXCHANGE window. */
+TEST(exchange_features_after_unknown_ioctl_or_short_read_einval)
+{
+	int a = un_open(), b = un_open();
+	uint32_t features = 0;
+	char small[8];
+
+	ASSERT_ERRNO(ioctl(a, _IO('U', 99)), ENOTTY);
+	ASSERT_ERRNO(ioctl(a, UMMUNOTIFY_EXCHANGE_FEATURES, &features), EINVAL);
+	ASSERT_ERRNO(read(b, small, sizeof(small)), EINVAL);
+	ASSERT_ERRNO(ioctl(b, UMMUNOTIFY_EXCHANGE_FEATURES, &features), EINVAL);
+}
+
+#define MAXCTX_PARAM "/sys/module/ummunotify/parameters/max_contexts_per_mm"
+
+/* Contexts per mm are capped (EMFILE); another mm has its own count. */
+TEST(contexts_per_mm_capped_emfile)
+{
+	unsigned int max = 0;
+	int fds[1024], status, n = 0;
+	FILE *f = fopen(MAXCTX_PARAM, "r");
+	pid_t pid;
+
+	ASSERT_TRUE(f != NULL);
+	ASSERT_EQ(fscanf(f, "%u", &max), 1);
+	fclose(f);
+	ASSERT_GT(max, 0);
+	ASSERT_LT(max, 1024);
+	for (; n < (int)max; n++) {
+		fds[n] = open(DEV, O_RDONLY | O_CLOEXEC);
+		ASSERT_TRUE(fds[n] >= 0);
+	}
+	ASSERT_ERRNO(open(DEV, O_RDONLY | O_CLOEXEC), EMFILE);
+	pid = fork();
+	ASSERT_OK(pid);
+	if (pid == 0)
+		_exit(open(DEV, O_RDONLY) >= 0 ? 0 : 1);
+	ASSERT_EQ(waitpid(pid, &status, 0), pid);
+	ASSERT_EQ(status, 0);
+	close(fds[--n]);
+	fds[n] = open(DEV, O_RDONLY | O_CLOEXEC);
+	ASSERT_TRUE(fds[n] >= 0);
+}
+
+struct rt_ticker {
+	atomic_int stop;
+	atomic_int ticks;
+};
+
+static void *rt_tick_fn(void *arg)
+{
+	struct rt_ticker *t = arg;
+	struct sched_param sp = { .sched_priority = 10 };
+	struct timespec ms = { .tv_nsec = 1000000 };
+
+	pin_to_cpu(0);
+	if (pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp))
+		return NULL;
+	while (!atomic_load(&t->stop)) {
+		nanosleep(&ms, NULL);
+		atomic_fetch_add(&t->ticks, 1);
+	}
+	return NULL;
+}
+
+/*
+ * An invalidation over many registrations must not hold the CPU for the
+ * whole walk: it reschedules every few hundred.  A real-time thread on the
+ * same CPU wakes every millisecond; during a walk of 200,000 registrations
+ * the invalidating thread must be switched out for it (involuntary
+ * context switches) instead of running the walk with preemption off.
+ */
+TEST_TIMEOUT(long_invalidation_walk_reschedules, 300)
+{
+	enum { REGS = 200000 };
+	int fd = un_open_nb();
+	char *p = map_pages(1);
+	struct rt_ticker t = { 0 };
+	struct rusage r0, r1;
+	struct timespec a, b;
+	double walk_ms;
+	pthread_t th;
+	long nivcsw;
+
+	for (int i = 0; i < REGS; i++)
+		ASSERT_OK(un_reg(fd, U(p), U(p + pg()), i));
+	pin_to_cpu(0);
+	ASSERT_EQ(pthread_create(&th, NULL, rt_tick_fn, &t), 0);
+	while (atomic_load(&t.ticks) < 3)
+		usleep(1000);
+	getrusage(RUSAGE_THREAD, &r0);
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	ASSERT_OK(madvise(p, pg(), MADV_DONTNEED));
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	getrusage(RUSAGE_THREAD, &r1);
+	atomic_store(&t.stop, 1);
+	pthread_join(th, NULL);
+	walk_ms = (b.tv_sec - a.tv_sec) * 1e3 + (b.tv_nsec - a.tv_nsec) / 1e6;
+	nivcsw = r1.ru_nivcsw - r0.ru_nivcsw;
+	printf("# walk of %d registrations: %.1f ms, %ld involuntary switches\n",
+	       REGS, walk_ms, nivcsw);
+	/* Long enough for the 1 ms ticker to want the CPU many times. */
+	ASSERT_GT(walk_ms, 20);
+	ASSERT_GE(nivcsw, 3);
+}
