@@ -19,14 +19,18 @@
  *  - queue:   FIFO of registrations with an unread report.  The report is
  *             embedded in the registration, so the notifier never
  *             allocates and one registration has at most one report.
+ *  - inflight: the invalidations between their invalidate_range_start and
+ *             _end, each in a slot keyed by its range (the core passes the
+ *             same struct to both); past UMMUNOTIFY_INFLIGHT_SLOTS at once
+ *             they share one overflow slot covering their union.
  *  - deferred: registrations made while an overlapping invalidation was
- *             in flight (between its invalidate_range_start and _end).
- *             Its start callback did not see them, yet the page-table
- *             change comes after they were made: they are reported when the
- *             in-flight invalidations have ended (as mmu_interval_notifier
- *             defers inserts to mn_itree_inv_end()).  Without this a
- *             registration cache can pin a page that is being unmapped and
- *             never hear of it.
+ *             in flight, with the slots they owe (->owed).  That start
+ *             callback did not see them, yet its page-table change comes
+ *             after they were made: each is reported when such a slot's
+ *             invalidation ends (the overflow slot: when all of its have
+ *             ended, as mmu_interval_notifier defers inserts to
+ *             mn_itree_inv_end()).  Without this a registration cache can
+ *             pin a page that is being unmapped and never hear of it.
  *
  * Locking:
  *  - ctx->lock (spinlock) protects everything in the context that changes
@@ -110,6 +114,9 @@ MODULE_PARM_DESC(max_contexts_per_mm,
 #define UMMUNOTIFY_READ_BATCH	8
 /* Registrations an invalidation visits between two lock breaks. */
 #define UMMUNOTIFY_WALK_BATCH	256
+/* Invalidations tracked one by one while in flight; then one union. */
+#define UMMUNOTIFY_INFLIGHT_SLOTS	15
+#define UMMUNOTIFY_OVERFLOW_SLOT	UMMUNOTIFY_INFLIGHT_SLOTS
 
 struct ummunotify_reg {
 	/* ctx->tree: the interval [start, last], last = end - 1 */
@@ -122,8 +129,9 @@ struct ummunotify_reg {
 	u64			user_cookie;
 	/* orders equal starts in ctx->tree: a walk resumes after it */
 	u64			serial;
-	/* ctx->deferred, while an in-flight invalidation owes it a report */
+	/* ctx->deferred, while in-flight invalidations owe it a report */
 	struct list_head	deferred;
+	u16			owed;	/* bit per ctx->inflight slot */
 	/* ctx->queue while a report is unread; empty otherwise */
 	struct list_head	queue;
 	u64			hint_start;
@@ -159,14 +167,16 @@ struct ummunotify_ctx {
 	u32			nqueued;
 	u64			generation;
 	u64			next_serial;
-	/*
-	 * Invalidations in flight (start called, end not yet), the span they
-	 * cover together and how many started since none was in flight.
-	 */
-	u32			active;
-	u32			active_starts;
-	u64			active_start;
-	u64			active_end;
+	/* invalidations in flight (start called, end not yet) */
+	struct ummunotify_inflight {
+		const struct mmu_notifier_range *range;
+		u64		start;
+		u64		end;
+	} inflight[UMMUNOTIFY_INFLIGHT_SLOTS + 1];
+	u16			inflight_used;	/* bit per busy slot */
+	/* the overflow slot: how many share it, how many started in it */
+	u32			overflow_active;
+	u32			overflow_starts;
 	struct list_head	deferred;
 	/* reports were returned since the last LAST event */
 	bool			need_last;
@@ -393,6 +403,77 @@ static void ummunotify_bump_generation(struct ummunotify_ctx *ctx)
 	WRITE_ONCE(*ctx->counter, ctx->generation);
 }
 
+/* Track @range as in flight: its own slot, or the shared overflow one. */
+static void ummunotify_inflight_start(struct ummunotify_ctx *ctx,
+				      const struct mmu_notifier_range *range)
+{
+	u16 free = ~ctx->inflight_used & (BIT(UMMUNOTIFY_INFLIGHT_SLOTS) - 1);
+	struct ummunotify_inflight *inf;
+
+	lockdep_assert_held(&ctx->lock);
+	if (free) {
+		inf = &ctx->inflight[__ffs(free)];
+		ctx->inflight_used |= free & -free;
+		inf->range = range;
+		inf->start = range->start;
+		inf->end = range->end;
+		return;
+	}
+	inf = &ctx->inflight[UMMUNOTIFY_OVERFLOW_SLOT];
+	if (!ctx->overflow_active++) {
+		inf->start = range->start;
+		inf->end = range->end;
+		ctx->overflow_starts = 0;
+	} else {
+		inf->start = min(inf->start, range->start);
+		inf->end = max(inf->end, range->end);
+	}
+	ctx->overflow_starts++;
+}
+
+/*
+ * @range is no longer in flight.  Returns the slot whose deferred
+ * registrations are now owed their report, or -1 (none yet: overflow
+ * invalidations still in flight, or an end whose start we never saw).
+ */
+static int ummunotify_inflight_end(struct ummunotify_ctx *ctx,
+				   const struct mmu_notifier_range *range)
+{
+	unsigned long used = ctx->inflight_used;
+	unsigned int slot;
+
+	lockdep_assert_held(&ctx->lock);
+	for_each_set_bit(slot, &used, UMMUNOTIFY_INFLIGHT_SLOTS) {
+		if (ctx->inflight[slot].range == range) {
+			ctx->inflight_used &= ~BIT(slot);
+			return slot;
+		}
+	}
+	if (ctx->overflow_active && !--ctx->overflow_active)
+		return UMMUNOTIFY_OVERFLOW_SLOT;
+	return -1;
+}
+
+/* The in-flight slots whose invalidations overlap [start, end). */
+static u16 ummunotify_inflight_overlaps(struct ummunotify_ctx *ctx,
+					u64 start, u64 end)
+{
+	unsigned long used = ctx->inflight_used;
+	struct ummunotify_inflight *inf;
+	unsigned int slot;
+	u16 owed = 0;
+
+	lockdep_assert_held(&ctx->lock);
+	if (ctx->overflow_active)
+		used |= BIT(UMMUNOTIFY_OVERFLOW_SLOT);
+	for_each_set_bit(slot, &used, UMMUNOTIFY_INFLIGHT_SLOTS + 1) {
+		inf = &ctx->inflight[slot];
+		if (start < inf->end && inf->start < end)
+			owed |= BIT(slot);
+	}
+	return owed;
+}
+
 /*
  * May run in non-blockable context (mmu_notifier_range_blockable() false,
  * e.g. the OOM reaper): takes only ctx->lock, never sleeps or allocates,
@@ -413,16 +494,7 @@ ummunotify_mn_invalidate_range_start(struct mmu_notifier *mn,
 		return 0;
 
 	spin_lock(&ctx->lock);
-	/* In flight until _end: a REGISTER meanwhile is owed a report. */
-	if (!ctx->active++) {
-		ctx->active_start = start;
-		ctx->active_end = end;
-		ctx->active_starts = 0;
-	} else {
-		ctx->active_start = min(ctx->active_start, start);
-		ctx->active_end = max(ctx->active_end, end);
-	}
-	ctx->active_starts++;
+	ummunotify_inflight_start(ctx, range);
 	if (ctx->mm_dead) {
 		spin_unlock(&ctx->lock);
 		return 0;
@@ -469,36 +541,44 @@ ummunotify_mn_invalidate_range_start(struct mmu_notifier *mn,
 }
 
 /*
- * The page-table change of an invalidation is done.  When none is in
- * flight any more, report the registrations made meanwhile over their span:
- * they were not in the tree when those invalidations started.
+ * The page-table change of an invalidation is done: report the
+ * registrations made while it was in flight over it.  Those of the
+ * overflow slot wait until every invalidation sharing it has ended.
  */
 static void
 ummunotify_mn_invalidate_range_end(struct mmu_notifier *mn,
 				   const struct mmu_notifier_range *range)
 {
 	struct ummunotify_ctx *ctx = container_of(mn, struct ummunotify_ctx, mn);
+	struct ummunotify_inflight *inf;
 	struct ummunotify_reg *reg, *next;
-	u32 queued = 0, hits;
+	u32 queued = 0, hits = 1;
+	int slot;
 
 	if (unlikely(range->end <= range->start))
 		return;
 
 	spin_lock(&ctx->lock);
-	if (WARN_ON_ONCE(!ctx->active) || --ctx->active ||
-	    list_empty(&ctx->deferred)) {
+	slot = ummunotify_inflight_end(ctx, range);
+	if (slot < 0 || list_empty(&ctx->deferred)) {
 		spin_unlock(&ctx->lock);
 		return;
 	}
-	/* Several invalidations over the span: the hint would not be exact. */
-	hits = ctx->active_starts == 1 ? 1 : 2;
+	inf = &ctx->inflight[slot];
+	/* Several invalidations over the union: the hint is not exact. */
+	if (slot == UMMUNOTIFY_OVERFLOW_SLOT && ctx->overflow_starts > 1)
+		hits = 2;
 	list_for_each_entry_safe(reg, next, &ctx->deferred, deferred) {
-		list_del_init(&reg->deferred);
+		if (!(reg->owed & BIT(slot)))
+			continue;
+		reg->owed &= ~BIT(slot);
+		if (!reg->owed)
+			list_del_init(&reg->deferred);
 		if (!ctx->mm_dead)
-			queued += ummunotify_hit(ctx, reg, ctx->active_start,
-						 ctx->active_end, hits);
+			queued += ummunotify_hit(ctx, reg, inf->start, inf->end,
+						 hits);
 	}
-	if (!ctx->mm_dead)
+	if (queued)
 		ummunotify_bump_generation(ctx);
 	spin_unlock(&ctx->lock);
 
@@ -851,9 +931,9 @@ static long ummunotify_register_region(struct ummunotify_ctx *ctx,
 	}
 	reg->serial = ctx->next_serial++;
 	ummunotify_it_insert(reg, &ctx->tree);
-	/* An invalidation in flight over it started before it existed. */
-	if (ctx->active && r.start < ctx->active_end &&
-	    ctx->active_start < r.end)
+	/* Invalidations in flight over it started before it existed. */
+	reg->owed = ummunotify_inflight_overlaps(ctx, r.start, r.end);
+	if (reg->owed)
 		list_add_tail(&reg->deferred, &ctx->deferred);
 	nregs = ++ctx->nregs;
 	spin_unlock(&ctx->lock);
