@@ -1890,3 +1890,141 @@ TEST_TIMEOUT(madv_dofork_copy_is_not_a_client, 30)
 	p = umem_map(fd, 2 * PG);
 	ASSERT_TRUE(umem_check(p, 0, 3));
 }
+
+/* ------------------------------------------------------------------ */
+/* Paths of their own: INIT races, before INIT, killed write, THP file  */
+
+struct init_race {
+	int fd;
+	atomic_int *go;
+	int ret, err;
+};
+
+static void *init_racer(void *arg)
+{
+	struct init_race *r = arg;
+	struct umem_init init = { .size = 4 * PG };
+
+	while (!atomic_load(r->go))
+		;
+	r->ret = ioctl(r->fd, UMEM_INIT, &init);
+	r->err = errno;
+	if (!r->ret)
+		close(init.shmem_fd);
+	return NULL;
+}
+
+/* Two UMEM_INITs racing on one fd: exactly one wins, the other EBUSY. */
+TEST(concurrent_init_one_wins_other_ebusy)
+{
+	for (int round = 0; round < 50; round++) {
+		atomic_int go = 0;
+		int fd = open("/dev/umem", O_RDWR);
+		struct init_race r[2] = { { .fd = fd, .go = &go },
+					  { .fd = fd, .go = &go } };
+		pthread_t th[2];
+
+		ASSERT_OK(fd);
+		for (int i = 0; i < 2; i++)
+			ASSERT_OK(-pthread_create(&th[i], NULL, init_racer,
+						  &r[i]));
+		atomic_store(&go, 1);
+		for (int i = 0; i < 2; i++)
+			pthread_join(th[i], NULL);
+		ASSERT_EQ((r[0].ret == 0) + (r[1].ret == 0), 1);
+		ASSERT_EQ(r[0].ret ? r[0].err : r[1].err, EBUSY);
+		ASSERT_EQ(umem_fdinfo(fd, "umem-pages:"), 4);
+		close(fd);
+	}
+}
+
+TEST(before_init_poll_epollerr_read_write_enxio)
+{
+	int fd = open("/dev/umem", O_RDWR | O_NONBLOCK);
+	struct pollfd p = { .fd = fd, .events = POLLIN | POLLOUT };
+	uint64_t off = 0;
+
+	ASSERT_OK(fd);
+	ASSERT_EQ(poll(&p, 1, 0), 1);
+	ASSERT_EQ(p.revents, POLLERR);
+	ASSERT_ERRNO(read(fd, &off, sizeof(off)), ENXIO);
+	ASSERT_ERRNO(write(fd, &off, sizeof(off)), ENXIO);
+}
+
+/*
+ * A write() of millions of offsets works in batches and checks for a
+ * fatal signal between them: SIGKILL ends it at once, not after the
+ * whole array (serving a served page again is a cheap no-op, so the
+ * array can be long without memory).
+ */
+TEST_TIMEOUT(write_killed_between_batches_is_prompt, 120)
+{
+	enum { N = 4 << 20 };
+	int sfd, fd = umem_create(4 * PG, &sfd), status;
+	double t0, gone;
+	pid_t pid;
+
+	umem_shmem_map(sfd, 4 * PG);
+	umem_serve1(fd, 0);
+	pid = fork();
+	ASSERT_OK(pid);
+	if (pid == 0) {
+		uint64_t *offs = calloc(N, sizeof(*offs));
+
+		if (!offs)
+			_exit(2);
+		for (;;)
+			if (write(fd, offs, N * sizeof(*offs)) < 0)
+				_exit(3);
+	}
+	usleep(500000);	/* well inside a write of 4M offsets */
+	t0 = umem_now();
+	ASSERT_OK(kill(pid, SIGKILL));
+	ASSERT_EQ(waitpid(pid, &status, 0), pid);
+	gone = umem_now() - t0;
+	printf("# writer of %d offsets gone %.0f ms after SIGKILL\n", N,
+	       gone * 1000);
+	ASSERT_TRUE(WIFSIGNALED(status));
+	ASSERT_EQ(WTERMSIG(status), SIGKILL);
+	ASSERT_LT(gone * 1000, 1000);
+}
+
+/*
+ * The memory file on huge pages (shmem_enabled=force): write() copies each
+ * served page out of the right subpage of a 2 MB folio.
+ */
+TEST(serve_from_thp_memory_file)
+{
+	const char *knob = "/sys/kernel/mm/transparent_hugepage/shmem_enabled";
+	size_t len = 4UL << 20;
+	char cur[128] = "", *was, *end;
+	int sfd, fd, kfd = open(knob, O_RDWR);
+	unsigned char *srv, *p;
+	uint64_t offs[32];
+	long huge;
+
+	/* "always within_size advise [never] deny force": keep [never] */
+	ASSERT_OK(kfd);
+	ASSERT_GT(read(kfd, cur, sizeof(cur) - 1), 0);
+	was = strchr(cur, '[');
+	end = was ? strchr(was, ']') : NULL;
+	ASSERT_TRUE(end != NULL);
+	*end = 0;
+	was++;
+	ASSERT_EQ(pwrite(kfd, "force", 5, 0), 5);
+	fd = umem_create(len, &sfd);
+	srv = umem_shmem_map(sfd, len);
+	for (uint64_t i = 0; i < len / PG; i++)
+		umem_fill(srv + i * PG, i, 8);
+	huge = meminfo_kb("ShmemHugePages");
+	ASSERT_EQ(pwrite(kfd, was, strlen(was), 0), (ssize_t)strlen(was));
+	close(kfd);
+	printf("# ShmemHugePages: %ld kB\n", huge);
+	ASSERT_GE(huge, 2048);
+	p = umem_map(fd, len);
+	for (int i = 0; i < 32; i++)
+		offs[i] = (uint64_t)i * 37 % (len / PG);
+	ASSERT_EQ(write(fd, offs, sizeof(offs)), (ssize_t)sizeof(offs));
+	for (int i = 0; i < 32; i++)
+		ASSERT_TRUE(umem_check(p + offs[i] * PG, offs[i], 8));
+}

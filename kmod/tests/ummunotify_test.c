@@ -1153,6 +1153,7 @@ static int child_context(pid_t *pidp, uint64_t *addr, int *release)
 	ASSERT_TRUE(pid >= 0);
 	if (pid == 0) {
 		char *p = map_pages(3);
+		uint64_t addr = U(p);
 		char c;
 
 		close(go[1]);
@@ -1162,7 +1163,7 @@ static int child_context(pid_t *pidp, uint64_t *addr, int *release)
 		if (fd < 0 || un_reg(fd, U(p), U(p + 3 * pg()), 55))
 			_exit(2);
 		munmap(p + pg(), pg());
-		if (write(sv[1], &p, sizeof(p)) != sizeof(p) ||
+		if (write(sv[1], &addr, sizeof(addr)) != sizeof(addr) ||
 		    send_fd(sv[1], fd))
 			_exit(3);
 		close(fd);
@@ -1353,7 +1354,7 @@ TEST_TIMEOUT(hundred_thousand_ranges, 600)
 	const int first = 54321;
 
 	ASSERT_TRUE(base != MAP_FAILED);
-	p = (char *)((U(base) + HUGE_SZ) & ~(HUGE_SZ - 1));
+	p = (char *)(uintptr_t)((U(base) + HUGE_SZ) & ~(HUGE_SZ - 1));
 	for (int i = 0; i < n; i++)
 		ASSERT_OK(un_reg(fd, U(p + (size_t)i * pg()),
 				 U(p + (size_t)(i + 1) * pg()), i));
@@ -2696,4 +2697,78 @@ TEST_TIMEOUT(long_invalidation_walk_reschedules, 300)
 	/* Long enough for the 1 ms ticker to want the CPU many times. */
 	ASSERT_GT(walk_ms, 20);
 	ASSERT_GE(nivcsw, 3);
+}
+
+/* ---- invalidations from the kernel's own page movers ---------------- */
+
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25
+#endif
+#define HPAGE (2UL << 20)
+
+/* Wait up to @ms for an INVAL of @cookie; returns 1 if one came. */
+static int wait_inval(int fd, uint64_t cookie, int ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	struct ummunotify_event ev[16];
+	int n;
+
+	for (int waited = 0; waited <= ms; waited += 100) {
+		if (poll(&p, 1, 100) != 1)
+			continue;
+		while ((n = read_evs(fd, ev, 16)) > 0)
+			for (int i = 0; i < n; i++)
+				if (ev[i].type == UMMUNOTIFY_EVENT_TYPE_INVAL &&
+				    ev[i].user_cookie_counter == cookie)
+					return 1;
+	}
+	return 0;
+}
+
+/* MADV_COLLAPSE replaces 512 small pages by one huge page: reported. */
+TEST(thp_collapse_reports)
+{
+	int fd = un_open_nb();
+	char *base = mmap(NULL, 2 * HPAGE, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *p;
+
+	ASSERT_TRUE(base != MAP_FAILED);
+	p = (char *)(uintptr_t)((U(base) + HPAGE - 1) & ~(HPAGE - 1));
+	/* Small pages first, whatever the THP default is. */
+	ASSERT_OK(madvise(p, HPAGE, MADV_NOHUGEPAGE));
+	for (size_t off = 0; off < HPAGE; off += pg())
+		p[off] = 1;
+	ASSERT_OK(madvise(p, HPAGE, MADV_HUGEPAGE));
+	ASSERT_OK(un_reg(fd, U(p + pg()), U(p + 2 * pg()), 1));
+	ASSERT_OK(madvise(p, HPAGE, MADV_COLLAPSE));
+	ASSERT_TRUE(wait_inval(fd, 1, 1000));
+	ASSERT_EQ(p[pg()], 1);
+}
+
+static void write_sysfs(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY);
+
+	ASSERT_TRUE(fd >= 0);
+	ASSERT_EQ(write(fd, val, strlen(val)), (ssize_t)strlen(val));
+	close(fd);
+}
+
+/* KSM merging two identical pages write-protects them: reported. */
+TEST_TIMEOUT(ksm_merge_reports, 120)
+{
+	int fd = un_open_nb(), merged;
+	char *p = map_pages(2);
+
+	memset(p, 0x5a, 2 * pg());
+	ASSERT_OK(madvise(p, 2 * pg(), MADV_MERGEABLE));
+	ASSERT_OK(un_reg(fd, U(p), U(p + pg()), 1));
+	write_sysfs("/sys/kernel/mm/ksm/pages_to_scan", "1000");
+	write_sysfs("/sys/kernel/mm/ksm/sleep_millisecs", "10");
+	write_sysfs("/sys/kernel/mm/ksm/run", "1");
+	merged = wait_inval(fd, 1, 60000);
+	write_sysfs("/sys/kernel/mm/ksm/run", "2");	/* unmerge, stop */
+	ASSERT_TRUE(merged);
+	ASSERT_EQ(p[0], 0x5a);
 }
