@@ -15,7 +15,7 @@
 /* umem_fault_done outcome; numbers are part of the contract. */
 #define UMEM_FAULT_SERVED	0	/* page is served, the fault completes */
 #define UMEM_FAULT_KILLED	1	/* fatal signal while waiting */
-#define UMEM_FAULT_ERROR	2	/* SIGBUS: no server left, or no memory */
+#define UMEM_FAULT_ERROR	2	/* SIGBUS or OOM: the fault cannot wait */
 #define UMEM_FAULT_INTERRUPTED	3	/* signal handled; thread faults again */
 
 TRACE_EVENT(umem_fault,
