@@ -500,6 +500,14 @@ static int umem_open(struct inode *inode, struct file *file)
 	struct umem_area *area;
 	unsigned int i;
 
+	/*
+	 * A server reads requests and writes offsets: an fd that cannot do
+	 * both would make an area whose faults nobody can ever serve.
+	 */
+	if ((file->f_mode & (FMODE_READ | FMODE_WRITE)) !=
+	    (FMODE_READ | FMODE_WRITE))
+		return -EINVAL;
+
 	area = kzalloc(sizeof(*area), GFP_KERNEL_ACCOUNT);
 	if (!area)
 		return -ENOMEM;

@@ -39,6 +39,13 @@ TEST(init_rounds_size_and_returns_memory_file)
 	ASSERT_EQ(init.size, 4 * PG);
 }
 
+/* Only O_RDWR: a read-only or write-only fd could never serve a fault. */
+TEST(open_without_read_and_write_einval)
+{
+	ASSERT_ERRNO(open("/dev/umem", O_RDONLY), EINVAL);
+	ASSERT_ERRNO(open("/dev/umem", O_WRONLY), EINVAL);
+}
+
 TEST(init_zero_size_einval)
 {
 	struct umem_init init = { .size = 0 };

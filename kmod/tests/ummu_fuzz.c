@@ -874,10 +874,9 @@ static uint64_t um_size(struct fz *f)
 }
 
 /*
- * A umem fd opened read-only or write-only: tried and closed at once.  It
- * is never mapped: the driver lets a read-only fd set up an area, which
- * then can never be served (write() is EBADF), so a kernel-mode fault on
- * it would wait (killably) until the process dies.
+ * A umem fd opened read-only or write-only: the driver refuses it
+ * (EINVAL: such an area could never be served); if it ever opens, it is
+ * tried and closed at once, never mapped.
  */
 static void op_um_badmode(struct fz *f)
 {
@@ -1870,9 +1869,14 @@ static struct fz *fz_new(int tidx, int gen, pthread_barrier_t *start)
 	if (f == MAP_FAILED)
 		return NULL;
 	memset(f, 0, sizeof(*f));
-	f->buf = mmap(NULL, SCRATCH, PROT_READ | PROT_WRITE,
+	/*
+	 * A guard page after the scratch buffer: a fuzzed read() with a huge
+	 * size into it (from whatever file a stale fd number now is, e.g. a
+	 * big memory file) must stop there, not overwrite what follows.
+	 */
+	f->buf = mmap(NULL, SCRATCH + PG, PROT_READ | PROT_WRITE,
 		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (f->buf == MAP_FAILED)
+	if (f->buf == MAP_FAILED || mprotect(f->buf + SCRATCH, PG, PROT_NONE))
 		return NULL;
 	memset(f->buf, 0, SCRATCH);
 	if (pipe2(f->pipe, O_NONBLOCK | O_CLOEXEC))
@@ -1917,7 +1921,8 @@ static __attribute__((noreturn)) void worker_main(int slot, int gen)
 		ps.un[i] = -1;
 	for (int i = 0; i < NUM; i++)
 		ps.um[i].fd = ps.um[i].shm = -1;
-	ps.arena = mmap(NULL, ARENA_PAGES * PG, PROT_NONE, fl, -1, 0);
+	/* Plus a guard page that no op touches (see fz_new()). */
+	ps.arena = mmap(NULL, (ARENA_PAGES + 1) * PG, PROT_NONE, fl, -1, 0);
 	ps.none = mmap(NULL, PG, PROT_NONE, fl, -1, 0);
 	ps.ro = mmap(NULL, PG, PROT_READ, fl, -1, 0);
 	ps.memfd = memfd_create("ummu_fuzz", MFD_CLOEXEC);
