@@ -1337,6 +1337,20 @@ static long meminfo_kb(const char *key)
 	return p ? strtol(p + strlen(key) + 1, NULL, 10) : -1;
 }
 
+/* A KASAN kernel has its hooks in kallsyms (we run as root). */
+static int kernel_has_kasan(void)
+{
+	char line[256];
+	int found = 0;
+	FILE *f = fopen("/proc/kallsyms", "r");
+
+	ASSERT_TRUE(f != NULL);
+	while (!found && fgets(line, sizeof(line), f))
+		found = strstr(line, " __kasan_slab_free") != NULL;
+	fclose(f);
+	return found;
+}
+
 /* /proc/vmstat as name/value pairs, to explain a failure. */
 struct vmstat {
 	int n;
@@ -1490,7 +1504,15 @@ TEST_TIMEOUT(create_destroy_1000_no_leak, 600)
 	 * in the guest (slab partials < 400 kB; memcg per-cpu charge stocks
 	 * of 64 pages per CPU).
 	 */
-	ASSERT_LT(slab1 - slab0, 768);
+	/*
+	 * KASAN keeps freed objects in a quarantine that still counts as
+	 * Slab (22 MB here on the debug kernel): there kmemleak, which
+	 * scripts/test-debug reads after the suites, is the leak check.
+	 */
+	if (kernel_has_kasan())
+		printf("#   Slab not compared: KASAN quarantine (kmemleak checks instead)\n");
+	else
+		ASSERT_LT(slab1 - slab0, 768);
 	ASSERT_LT(shmem1 - shmem0, 256);
 	if (!memcg)
 		return;
