@@ -8,6 +8,10 @@
 #        $UMMU_CACHE/kernels/<release>/vmlinuz and installs the headers
 #   scripts/kernels.sh headers 6.1     -> prints the headers build dir
 #
+# Series "debug" is the 6.12 release rebuilt here with the kernel's checkers
+# on (scripts/build-debug-kernel): resolve prints its name (e.g.
+# 6.12.117+deb12-ummu-debug), fetch prints it once built, headers its KDIR.
+#
 # Sourcing this file defines the same as functions (kernel_resolve, ...).
 set -euo pipefail
 
@@ -18,7 +22,7 @@ kernel_metapackage() {
 	case "$1" in
 	6.1) echo linux-image-cloud-amd64 ;;
 	6.12) echo linux-image-6.12-cloud-amd64 ;;
-	*) echo "kernels.sh: unknown kernel series '$1' (use 6.1 or 6.12)" >&2
+	*) echo "kernels.sh: unknown kernel series '$1' (use 6.1, 6.12 or debug)" >&2
 	   return 2 ;;
 	esac
 }
@@ -29,8 +33,20 @@ kernel_depends() {
 		sed -n 's/^ *Depends: linux-image-\(.*\)$/\1/p' | head -n 1
 }
 
+# The debug kernel is named after the 6.12 release it is rebuilt from, so a
+# new Debian release means a new debug kernel, not a stale one.
+kernel_debug_name() {
+	local rel
+	rel=$(kernel_resolve 6.12)
+	echo "${rel%-cloud-amd64}-ummu-debug"
+}
+
 kernel_resolve() {
 	local meta dep
+	if [ "$1" = debug ]; then
+		kernel_debug_name
+		return
+	fi
 	meta=$(kernel_metapackage "$1")
 	dep=$(kernel_depends "$meta")
 	if [ -z "$dep" ]; then
@@ -43,6 +59,10 @@ kernel_resolve() {
 }
 
 kernel_headers() {
+	if [ "$1" = debug ]; then
+		kernel_kdir "$(kernel_debug_name)"
+		return
+	fi
 	echo "/usr/src/linux-headers-$(kernel_resolve "$1")"
 }
 
@@ -59,6 +79,17 @@ kernel_kdir() {
 
 kernel_fetch() {
 	local rel dir tmp
+	if [ "$1" = debug ]; then
+		# Never built implicitly: the build takes about an hour.
+		rel=$(kernel_debug_name)
+		[ -s "$UMMU_CACHE/kernels/$rel/vmlinuz" ] &&
+			[ -e "$UMMU_CACHE/kernels/$rel/build/Module.symvers" ] || {
+			echo "kernels.sh: debug kernel $rel is not built; run scripts/build-debug-kernel" >&2
+			return 1
+		}
+		echo "$rel"
+		return
+	fi
 	rel=$(kernel_resolve "$1")
 	dir=$UMMU_CACHE/kernels/$rel
 	if [ ! -s "$dir/vmlinuz" ]; then
@@ -86,6 +117,6 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
 	resolve) kernel_resolve "$series" ;;
 	fetch) kernel_fetch "$series" ;;
 	headers) kernel_headers "$series" ;;
-	*) echo "usage: $0 resolve|fetch|headers 6.1|6.12" >&2; exit 2 ;;
+	*) echo "usage: $0 resolve|fetch|headers 6.1|6.12|debug" >&2; exit 2 ;;
 	esac
 fi
