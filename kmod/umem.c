@@ -67,12 +67,10 @@
  *     FAULT_FLAG_RETRY_NOWAIT: return VM_FAULT_RETRY at once (lock held);
  *     FAULT_FLAG_ALLOW_RETRY: release the fault lock (mmap_lock, or the
  *       per-VMA lock on kernels that have it: release_fault_lock()), wait
- *       interruptibly for a user-mode fault (FAULT_FLAG_USER and
- *       FAULT_FLAG_INTERRUPTIBLE), killably otherwise, return
- *       VM_FAULT_RETRY; the core retries the fault, which maps the page.
- *       A kernel-mode fault (copy_from_user) must not wait interruptibly:
- *       the arch handler retries it until it succeeds, so with a signal
- *       pending the wait would end at once and the CPU spin;
+ *       (see umem_wait_interruptible(): never interruptibly on the retry
+ *       of a kernel-mode fault, which would spin with a signal pending),
+ *       return VM_FAULT_RETRY; the core retries the fault, which maps the
+ *       page;
  *     otherwise (GUP without retry: ptrace, /proc/pid/mem): SIGBUS at
  *       once, no request, as handle_userfault() does: sleeping on the
  *       server with the mmap_lock held would block every mmap_lock user
@@ -298,10 +296,14 @@ static enum umem_req_result umem_request(struct umem_area *area, pgoff_t pgoff,
 		queued = true;
 	}
 out_trace:
-	/* A RETRY_NOWAIT attempt that would wait is not a fault yet. */
-	if (res != UMEM_REQ_WAIT ? first :
-	    !(fault_flags & FAULT_FLAG_RETRY_NOWAIT))
+	/* A fault that cannot wait ends now: traced like a first entry. */
+	if (res != UMEM_REQ_WAIT) {
+		if (first)
+			trace_umem_fault(area->id, pgoff, 1, current->tgid);
+	} else if (!(fault_flags & FAULT_FLAG_RETRY_NOWAIT)) {
+		/* A RETRY_NOWAIT attempt that would wait is not a fault yet. */
 		trace_umem_fault(area->id, pgoff, 1, current->tgid);
+	}
 out:
 	mutex_unlock(&area->lock);
 	if (queued)
@@ -327,6 +329,22 @@ static u32 umem_wait_outcome(struct umem_area *area, pgoff_t pgoff)
 	if (fatal_signal_pending(current))
 		return UMEM_FAULT_KILLED;
 	return UMEM_FAULT_INTERRUPTED;
+}
+
+/*
+ * Interruptible when the fault allows it, except on the retry of a
+ * kernel-mode fault: the arch code retries those (copy_from_user() in
+ * write()) until they succeed whatever signal is pending, so every further
+ * interruptible wait would end at once: a CPU spin taking mmap_lock each
+ * lap.  The first attempt stays interruptible, so that GUP with
+ * FOLL_INTERRUPTIBLE (KVM's vCPU faults) stops at a signal: GUP checks for
+ * one before it retries.
+ */
+static bool umem_wait_interruptible(unsigned int flags)
+{
+	if (!(flags & FAULT_FLAG_INTERRUPTIBLE))
+		return false;
+	return (flags & FAULT_FLAG_USER) || !(flags & FAULT_FLAG_TRIED);
 }
 
 static vm_fault_t umem_map_served(struct vm_fault *vmf, struct page *page)
@@ -417,8 +435,7 @@ static vm_fault_t umem_vm_fault(struct vm_fault *vmf)
 	wq = umem_fault_wq(area, pgoff);
 	fpin = get_file(vmf->vma->vm_file);
 	umem_release_fault_lock(vmf);
-	if ((vmf->flags & (FAULT_FLAG_USER | FAULT_FLAG_INTERRUPTIBLE)) ==
-	    (FAULT_FLAG_USER | FAULT_FLAG_INTERRUPTIBLE))
+	if (umem_wait_interruptible(vmf->flags))
 		wait_event_interruptible(*wq, umem_resolved(area, pgoff));
 	else
 		wait_event_killable(*wq, umem_resolved(area, pgoff));
@@ -428,6 +445,8 @@ static vm_fault_t umem_vm_fault(struct vm_fault *vmf)
 	 * For a user task the last fput() runs at its return to user space;
 	 * for a kernel thread (delayed_fput) it may run, and release this
 	 * module, before we return: umem_module_exit() waits for this count.
+	 * The few instructions after it drops stay uncovered, as in any
+	 * module whose ->fault sleeps.
 	 */
 	atomic_inc(&umem_faulters_out);
 	fput(fpin);
@@ -448,7 +467,7 @@ static void umem_vm_open(struct vm_area_struct *vma)
 	struct umem_area *area = vma->vm_file->private_data;
 
 	mutex_lock(&area->lock);
-	if (vma->vm_mm == area->mapped_mm)
+	if (vma->vm_private_data && vma->vm_mm == area->mapped_mm)
 		area->nr_vmas++;
 	else
 		vma->vm_private_data = NULL;
@@ -462,7 +481,9 @@ static void umem_vm_close(struct vm_area_struct *vma)
 	if (!vma->vm_private_data)
 		return;
 	mutex_lock(&area->lock);
-	area->nr_vmas--;
+	/* No VMA left: no stale mm pointer for a later fork copy to match. */
+	if (!--area->nr_vmas)
+		area->mapped_mm = NULL;
 	mutex_unlock(&area->lock);
 }
 

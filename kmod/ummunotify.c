@@ -117,6 +117,8 @@ MODULE_PARM_DESC(max_contexts_per_mm,
 /* Invalidations tracked one by one while in flight; then one union. */
 #define UMMUNOTIFY_INFLIGHT_SLOTS	15
 #define UMMUNOTIFY_OVERFLOW_SLOT	UMMUNOTIFY_INFLIGHT_SLOTS
+/* A bit per slot, overflow included, in u16 inflight_used and owed. */
+static_assert(UMMUNOTIFY_OVERFLOW_SLOT < 16);
 
 struct ummunotify_reg {
 	/* ctx->tree: the interval [start, last], last = end - 1 */
@@ -413,7 +415,7 @@ static void ummunotify_inflight_start(struct ummunotify_ctx *ctx,
 	lockdep_assert_held(&ctx->lock);
 	if (free) {
 		inf = &ctx->inflight[__ffs(free)];
-		ctx->inflight_used |= free & -free;
+		ctx->inflight_used |= BIT(__ffs(free));
 		inf->range = range;
 		inf->start = range->start;
 		inf->end = range->end;
@@ -449,9 +451,14 @@ static int ummunotify_inflight_end(struct ummunotify_ctx *ctx,
 			return slot;
 		}
 	}
-	if (ctx->overflow_active && !--ctx->overflow_active)
-		return UMMUNOTIFY_OVERFLOW_SLOT;
-	return -1;
+	/*
+	 * Not in a slot: one of the overflow slot's.  The core pairs every
+	 * end with a start (mm_take_all_locks() at register excludes one in
+	 * flight), so an end with nothing in flight is a bug.
+	 */
+	if (WARN_ON_ONCE(!ctx->overflow_active))
+		return -1;
+	return --ctx->overflow_active ? -1 : UMMUNOTIFY_OVERFLOW_SLOT;
 }
 
 /* The in-flight slots whose invalidations overlap [start, end). */
@@ -529,6 +536,9 @@ ummunotify_mn_invalidate_range_start(struct mmu_notifier *mn,
 		reg = ummunotify_it_after(ctx, at, serial);
 		if (reg && reg->start > end - 1)
 			reg = NULL;
+		/* The successor in order need not overlap: on to one that does. */
+		if (reg && reg->last < start)
+			reg = ummunotify_it_iter_next(reg, start, end - 1);
 	}
 	generation = ctx->generation;
 	spin_unlock(&ctx->lock);

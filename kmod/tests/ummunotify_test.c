@@ -2772,3 +2772,37 @@ TEST_TIMEOUT(ksm_merge_reports, 120)
 	ASSERT_TRUE(merged);
 	ASSERT_EQ(p[0], 0x5a);
 }
+
+/*
+ * A walk that breaks its lock (every 256 hits) resumes at the next
+ * registration in tree order (start, then registration order), which need
+ * not overlap the invalidation: 256 registrations over 256 pages start at
+ * p, then S covers only p's first page, then 44 more start at p's second
+ * page.  Invalidating page 100 hits the 300, never S, which comes right
+ * after the lock break.
+ */
+TEST(walk_resumed_after_a_lock_break_reports_only_overlaps)
+{
+	int fd = un_open_nb(), n, seen_s = 0, hits = 0;
+	char *p = map_pages(256);
+	struct ummunotify_event ev[64];
+
+	for (int i = 0; i < 256; i++)
+		ASSERT_OK(un_reg(fd, U(p), U(p + 256 * pg()), i));
+	ASSERT_OK(un_reg(fd, U(p), U(p + pg()), 1000));
+	for (int i = 256; i < 300; i++)
+		ASSERT_OK(un_reg(fd, U(p + pg()), U(p + 256 * pg()), i));
+	ASSERT_OK(madvise(p + 100 * pg(), pg(), MADV_DONTNEED));
+	while ((n = read_evs(fd, ev, 64)) > 0)
+		for (int i = 0; i < n; i++) {
+			if (ev[i].type != UMMUNOTIFY_EVENT_TYPE_INVAL)
+				continue;
+			if (ev[i].user_cookie_counter == 1000)
+				seen_s = 1;
+			else
+				hits++;
+			ASSERT_LT(ev[i].hint_start, ev[i].hint_end);
+		}
+	ASSERT_EQ(hits, 300);
+	ASSERT_FALSE(seen_s);
+}
