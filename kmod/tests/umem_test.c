@@ -588,19 +588,37 @@ static void on_alarm(int sig)
 	(void)sig;
 }
 
+/*
+ * A server thread for one request: waits up to wait_ms for it (none: the
+ * faulter did not wait), optionally maps a fresh buffer first (mmap_lock
+ * for writing), sleeps delay_ms, then serves it filled with @tag.
+ */
 struct delayed_server {
 	int fd;
 	unsigned char *srv;
+	int wait_ms;
 	unsigned int delay_ms;
+	int mmap_first;
+	uint64_t tag;
 };
 
-static void *serve_one_after(void *arg)
+static void *serve_one(void *arg)
 {
 	struct delayed_server *d = arg;
-	uint64_t off = umem_read1(d->fd);
+	uint64_t off;
+	void *fresh;
 
+	if (!umem_readable(d->fd, d->wait_ms) ||
+	    read(d->fd, &off, sizeof(off)) != sizeof(off))
+		return NULL;
+	if (d->mmap_first) {
+		fresh = mmap(NULL, PG, PROT_READ | PROT_WRITE,
+			     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (fresh != MAP_FAILED)
+			munmap(fresh, PG);
+	}
 	usleep(d->delay_ms * 1000);
-	umem_fill(d->srv + off * PG, off, 5);
+	umem_fill(d->srv + off * PG, off, d->tag);
 	umem_serve1(d->fd, off);
 	return NULL;
 }
@@ -610,7 +628,8 @@ TEST_TIMEOUT(kernel_fault_with_signal_pending_sleeps, 60)
 	int sfd, fd = umem_create(4 * PG, &sfd);
 	unsigned char *srv = umem_shmem_map(sfd, 4 * PG);
 	unsigned char *p = umem_map(fd, 4 * PG);
-	struct delayed_server d = { .fd = fd, .srv = srv, .delay_ms = 1500 };
+	struct delayed_server d = { .fd = fd, .srv = srv, .wait_ms = 30000,
+				    .delay_ms = 1500, .tag = 5 };
 	struct sigaction sa = { .sa_handler = on_alarm };
 	struct itimerval it = { .it_value = { .tv_usec = 100000 } };
 	unsigned char buf[PG];
@@ -625,7 +644,7 @@ TEST_TIMEOUT(kernel_fault_with_signal_pending_sleeps, 60)
 	sigemptyset(&alrm);
 	sigaddset(&alrm, SIGALRM);
 	ASSERT_OK(-pthread_sigmask(SIG_BLOCK, &alrm, NULL));
-	ASSERT_OK(-pthread_create(&th, NULL, serve_one_after, &d));
+	ASSERT_OK(-pthread_create(&th, NULL, serve_one, &d));
 	ASSERT_OK(-pthread_sigmask(SIG_UNBLOCK, &alrm, NULL));
 	ASSERT_OK(pipe(pfd));
 	ASSERT_OK(setitimer(ITIMER_REAL, &it, NULL));
@@ -647,43 +666,25 @@ TEST_TIMEOUT(kernel_fault_with_signal_pending_sleeps, 60)
  * writing) before it serves.  Sleeping on the server with the mmap_lock
  * held would block that mmap() behind us forever.
  */
-static void *serve_after_fresh_mmap(void *arg)
-{
-	struct delayed_server *d = arg;
-	uint64_t off;
-	void *fresh;
-
-	if (!umem_readable(d->fd, 2000))
-		return NULL;	/* no request: the reader did not wait */
-	if (read(d->fd, &off, sizeof(off)) != sizeof(off))
-		return NULL;
-	fresh = mmap(NULL, PG, PROT_READ | PROT_WRITE,
-		     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (fresh != MAP_FAILED)
-		munmap(fresh, PG);
-	umem_fill(d->srv + off * PG, off, 6);
-	umem_serve1(d->fd, off);
-	return NULL;
-}
-
 TEST_TIMEOUT(proc_mem_read_of_unserved_page_does_not_hold_mmap_lock, 30)
 {
 	int sfd, fd = umem_create(4 * PG, &sfd);
 	unsigned char *srv = umem_shmem_map(sfd, 4 * PG);
 	unsigned char *p = umem_map(fd, 4 * PG);
-	struct delayed_server d = { .fd = fd, .srv = srv };
+	struct delayed_server d = { .fd = fd, .srv = srv, .wait_ms = 2000,
+				    .mmap_first = 1, .tag = 6 };
 	int mem = open("/proc/self/mem", O_RDONLY);
 	unsigned char buf[PG];
 	double t0 = umem_now();
 	pthread_t th;
 
 	ASSERT_OK(mem);
-	ASSERT_OK(-pthread_create(&th, NULL, serve_after_fresh_mmap, &d));
+	ASSERT_OK(-pthread_create(&th, NULL, serve_one, &d));
 	ASSERT_ERRNO(pread(mem, buf, PG, (off_t)(uintptr_t)(p + PG)), EIO);
 	pthread_join(th, NULL);
 	ASSERT_LT(umem_now() - t0, 10);
 	/* A user fault of the same page is then served as usual. */
-	ASSERT_OK(-pthread_create(&th, NULL, serve_after_fresh_mmap, &d));
+	ASSERT_OK(-pthread_create(&th, NULL, serve_one, &d));
 	ASSERT_TRUE(umem_check(p + PG, 1, 6));
 	pthread_join(th, NULL);
 }
