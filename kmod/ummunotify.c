@@ -414,8 +414,10 @@ static void ummunotify_inflight_start(struct ummunotify_ctx *ctx,
 
 	lockdep_assert_held(&ctx->lock);
 	if (free) {
-		inf = &ctx->inflight[__ffs(free)];
-		ctx->inflight_used |= BIT(__ffs(free));
+		unsigned int slot = __ffs(free);
+
+		ctx->inflight_used |= BIT(slot);
+		inf = &ctx->inflight[slot];
 		inf->range = range;
 		inf->start = range->start;
 		inf->end = range->end;
@@ -435,8 +437,8 @@ static void ummunotify_inflight_start(struct ummunotify_ctx *ctx,
 
 /*
  * @range is no longer in flight.  Returns the slot whose deferred
- * registrations are now owed their report, or -1 (none yet: overflow
- * invalidations still in flight, or an end whose start we never saw).
+ * registrations are now owed their report, or -1 (none yet: other
+ * invalidations of the overflow slot are still in flight).
  */
 static int ummunotify_inflight_end(struct ummunotify_ctx *ctx,
 				   const struct mmu_notifier_range *range)
