@@ -5,12 +5,15 @@
 #
 #   scripts/kernels.sh resolve 6.1     -> prints e.g. 6.1.0-56-cloud-amd64
 #   scripts/kernels.sh fetch 6.12      -> prints the release; leaves
-#        $UMMU_CACHE/kernels/<release>/vmlinuz and installs the headers
+#        $UMMU_CACHE/kernels/<release>/vmlinuz, the image's KVM modules
+#        (irqbypass.ko, kvm.ko, kvm-amd.ko, decompressed, for guest-run
+#        --kvm) in .../<release>/kvm/, and installs the headers
 #   scripts/kernels.sh headers 6.1     -> prints the headers build dir
 #
 # Series "debug" is the 6.12 release rebuilt here with the kernel's checkers
 # on (scripts/build-debug-kernel): resolve prints its name (e.g.
 # 6.12.117+deb12-ummu-debug), fetch prints it once built, headers its KDIR.
+# It is built without KVM: it has no kvm/ directory.
 #
 # Sourcing this file defines the same as functions (kernel_resolve, ...).
 set -euo pipefail
@@ -77,8 +80,31 @@ kernel_kdir() {
 	fi
 }
 
+# The KVM modules guest-run --kvm loads, in load order, by their path in the
+# image package's /lib/modules/<release>/kernel.
+KERNEL_KVM_MODULES="virt/lib/irqbypass arch/x86/kvm/kvm arch/x86/kvm/kvm-amd"
+
+kernel_has_kvm() {
+	local m
+	for m in $KERNEL_KVM_MODULES; do
+		[ -s "$1/kvm/${m##*/}.ko" ] || return 1
+	done
+}
+
+# unxz IN OUT: 6.12's modules are .ko.xz, and busybox insmod cannot read
+# them.  xz-utils is not always installed; python3 (guest-run needs it) is.
+kernel_unxz() {
+	if command -v xz >/dev/null; then
+		xz -dc "$1" >"$2"
+	else
+		python3 -c 'import lzma, shutil, sys
+with lzma.open(sys.argv[1]) as i, open(sys.argv[2], "wb") as o:
+    shutil.copyfileobj(i, o)' "$1" "$2"
+	fi
+}
+
 kernel_fetch() {
-	local rel dir tmp
+	local rel dir tmp m mods
 	if [ "$1" = debug ]; then
 		# Never built implicitly: the build takes about an hour.
 		rel=$(kernel_debug_name)
@@ -92,17 +118,37 @@ kernel_fetch() {
 	fi
 	rel=$(kernel_resolve "$1")
 	dir=$UMMU_CACHE/kernels/$rel
-	if [ ! -s "$dir/vmlinuz" ]; then
+	# A cache from before the KVM modules were kept gets the package again.
+	if [ ! -s "$dir/vmlinuz" ] || ! kernel_has_kvm "$dir"; then
 		tmp=$(mktemp -d)
 		# We are root: skip apt's sandbox user, who cannot write here.
 		(cd "$tmp" && apt-get download -qq -o APT::Sandbox::User=root \
 			"linux-image-$rel-unsigned" >&2)
 		dpkg-deb -x "$tmp"/linux-image-*.deb "$tmp/x"
 		mkdir -p "$dir"
-		cp "$tmp/x/boot/vmlinuz-$rel" "$dir/vmlinuz.part"
-		cp "$tmp/x/boot/config-$rel" "$dir/config"
-		mv "$dir/vmlinuz.part" "$dir/vmlinuz"
-		rm -rf "$tmp"
+		if [ ! -s "$dir/vmlinuz" ]; then
+			cp "$tmp/x/boot/vmlinuz-$rel" "$dir/vmlinuz.part"
+			cp "$tmp/x/boot/config-$rel" "$dir/config"
+			mv "$dir/vmlinuz.part" "$dir/vmlinuz"
+		fi
+		# Filled aside and renamed whole: a concurrent fetch sees all
+		# three modules or none.
+		mods=$dir/kvm.part.$$
+		rm -rf "$mods"
+		mkdir -p "$mods"
+		for m in $KERNEL_KVM_MODULES; do
+			m=$tmp/x/lib/modules/$rel/kernel/$m.ko
+			if [ -e "$m.xz" ]; then
+				kernel_unxz "$m.xz" "$mods/${m##*/}"
+			else
+				cp "$m" "$mods/"
+			fi
+		done
+		if ! kernel_has_kvm "$dir"; then
+			rm -rf "$dir/kvm"
+			mv -T "$mods" "$dir/kvm" 2>/dev/null || true
+		fi
+		rm -rf "$mods" "$tmp"
 	fi
 	if [ ! -e "/usr/src/linux-headers-$rel/Makefile" ]; then
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
