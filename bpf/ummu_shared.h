@@ -4,7 +4,7 @@
  * on bytes: map key/value layouts, enums, the load-time configuration and
  * the ring-buffer event record.
  *
- * Included by bpf/ummunotify.bpf.c, bpf/umem.bpf.c (clang -target bpf) and,
+ * Included by every BPF program in bpf/ (clang -target bpf) and,
  * through Sources/UmmuBPF/include/ummu_bpf.h, by the Swift library. Keep every
  * struct free of implicit padding (explicit __u32 pads) so both compilers
  * lay it out the same way; the Swift tests check the sizes below.
@@ -17,7 +17,7 @@
 #include <linux/types.h>
 
 /* Bumped whenever a layout below changes. */
-#define UMMU_ABI_VERSION 1
+#define UMMU_ABI_VERSION 2
 
 /* ---- log2 histograms ------------------------------------------------ */
 
@@ -188,6 +188,165 @@ struct um_stall {
 	__u32 pad;
 };
 
+/* ---- mmu_notifier core (stock kernels, fentry/fexit) ------------------ */
+
+/* Who made the invalidation happen, relative to the mm's owner. */
+enum mn_cause_kind {
+	MN_CAUSE_SELF = 0,	/* a thread of the owning process */
+	MN_CAUSE_OTHER = 1,	/* another user process (e.g. compact_memory) */
+	MN_CAUSE_KTHREAD = 2,	/* a kernel thread (kswapd, khugepaged, ...) */
+	MN_NR_CAUSES = 3,
+};
+
+/* Page-aging calls into the subscribers. */
+enum mn_young_kind {
+	MN_YOUNG_CLEAR_FLUSH = 0,
+	MN_YOUNG_CLEAR = 1,
+	MN_YOUNG_TEST = 2,
+	MN_NR_YOUNG = 3,
+};
+
+/* At most this many classic subscriptions are walked per call. */
+#define MN_MAX_WALK 8
+
+/* mn_totals: PERCPU_ARRAY[1]. */
+struct mn_totals {
+	__u64 inval[UMMU_NR_REASONS];	/* __mmu_notifier_invalidate_range_start calls */
+	__u64 bytes[UMMU_NR_REASONS];
+	__u64 by_cause[MN_NR_CAUSES];
+	__u64 nonblock;		/* ranges without MMU_NOTIFIER_RANGE_BLOCKABLE */
+	__u64 failed;		/* range_start returned non-zero (-EAGAIN) */
+	__u64 release;		/* __mmu_notifier_release (mm teardown) */
+	__u64 young[MN_NR_YOUNG];
+	__u64 no_subscriber;	/* invalidations that found no subscription */
+	__u64 walk_truncated;	/* more than MN_MAX_WALK subscriptions */
+	__u64 unowned;		/* no owner task: not attributed to a process */
+	__u64 proc_overflow;	/* mn_procs full */
+	__u64 cause_overflow;	/* mn_causes full */
+	__u64 sub_overflow;	/* mn_subs full */
+	__u64 start_lost;	/* no task storage: start/end time not measured */
+	__u64 filtered;
+};
+
+/* mn_hists: PERCPU_ARRAY[MN_NR_HISTS]. */
+enum mn_hist_index {
+	MN_HIST_START = 0,	/* ns in the range_start callbacks */
+	MN_HIST_END = 1,	/* ns in the range_end callbacks */
+	MN_HIST_SPAN = 2,	/* bytes per invalidation */
+	MN_NR_HISTS = 3,
+};
+
+/* mn_procs: HASH (atomic adds), key __u32 tgid of the mm's owner. */
+struct mn_proc {
+	__u64 inval[UMMU_NR_REASONS];
+	__u64 bytes[UMMU_NR_REASONS];
+	__u64 by_cause[MN_NR_CAUSES];
+	__u64 nonblock;
+	__u64 failed;
+	__u64 release;
+	__u64 young;
+	struct ummu_hist start_ns;
+	struct ummu_hist end_ns;
+	char comm[16];
+};
+
+/* mn_causes: HASH. For MN_CAUSE_SELF, cause_tgid is the owner and comm is empty. */
+struct mn_cause_key {
+	__u32 owner;
+	__u32 cause_tgid;
+	__u32 kind;		/* enum mn_cause_kind */
+	__u32 reason;		/* enum ummu_reason */
+	char comm[16];		/* the causing thread's comm */
+};
+
+struct mn_cause_val {
+	__u64 inval;
+	__u64 bytes;
+};
+
+/* A subscriber: a classic mmu_notifier (ops) or an interval notifier. */
+enum mn_sub_kind {
+	MN_SUB_NOTIFIER = 0,
+	MN_SUB_INTERVAL = 1,	/* named by the first interval of the mm's tree */
+};
+
+/* mn_subs: HASH (atomic adds), one row per subscriber and process. */
+struct mn_sub_key {
+	__u64 ops;		/* kernel address of its ops (resolved via kallsyms) */
+	__u32 owner;
+	__u32 kind;		/* enum mn_sub_kind */
+};
+
+struct mn_sub {
+	__u64 inval[UMMU_NR_REASONS];
+	__u64 bytes[UMMU_NR_REASONS];
+	__u64 release;
+	__u64 young;
+	__u64 callback;		/* address of ops->invalidate_range_start / ->invalidate */
+	__u64 pad;
+};
+
+/* mn_cb: HASH, key __u64 ops: callback times measured by mn_callback programs. */
+struct mn_cb {
+	struct ummu_hist start_ns;
+	__u64 failed;		/* the callback returned non-zero */
+	__u64 pad;
+};
+
+/* ---- userfaultfd (stock kernels, fentry/fexit) ------------------------ */
+
+enum uf_kind {
+	UF_MISSING = 0,
+	UF_WP = 1,
+	UF_MINOR = 2,
+	UF_NR_KINDS = 3,
+};
+
+enum uf_outcome {
+	UF_RESOLVED = 0,	/* waited and woke (the fault is retried and maps) */
+	UF_RETRIED = 1,		/* FAULT_FLAG_RETRY_NOWAIT: returned without waiting */
+	UF_SIGBUS = 2,		/* VM_FAULT_SIGBUS (no handler, released, SIGBUS mode) */
+	UF_SIGNAL = 3,		/* woke with a signal pending */
+	UF_NR_OUTCOMES = 4,
+};
+
+/* Resolving ioctls, by _IOC_NR of the UFFDIO_* command. */
+enum uf_op {
+	UF_OP_COPY = 0,
+	UF_OP_ZEROPAGE = 1,
+	UF_OP_CONTINUE = 2,
+	UF_OP_WRITEPROTECT = 3,
+	UF_OP_MOVE = 4,
+	UF_OP_POISON = 5,
+	UF_NR_OPS = 6,
+};
+
+/* uf_totals: PERCPU_ARRAY[1]. */
+struct uf_totals {
+	__u64 faults[UF_NR_KINDS];	/* handle_userfault entries */
+	__u64 outcomes[UF_NR_OUTCOMES];	/* its returns */
+	__u64 ops[UF_NR_OPS];		/* resolving ioctls */
+	__u64 op_bytes[UF_NR_OPS];	/* bytes they resolved */
+	__u64 op_failed;		/* ioctls that resolved nothing */
+	__u64 proc_overflow;
+	__u64 start_lost;		/* no task storage: fault not counted */
+	__u64 filtered;
+};
+
+/* uf_hists: PERCPU_ARRAY[UF_NR_KINDS]: stall (ns) per fault kind. */
+
+/* uf_procs: HASH (atomic adds), key __u32 tgid of the faulting process. */
+struct uf_proc {
+	__u64 faults[UF_NR_KINDS];
+	__u64 outcomes[UF_NR_OUTCOMES];
+	__u64 ops[UF_NR_OPS];
+	__u64 op_bytes[UF_NR_OPS];
+	__u64 op_failed;
+	__u64 pad;
+	struct ummu_hist stall;
+	char comm[16];
+};
+
 /* ---- per-event stream (ring buffer "events", drops in "drops") ------- */
 
 enum ummu_event_type {
@@ -199,7 +358,10 @@ enum ummu_event_type {
 	UMMU_EV_UM_FAULT_DONE = 6,	/* args: area, pgoff, outcome; latency = stall */
 	UMMU_EV_UM_READ = 7,	/* args: area, handed, pending */
 	UMMU_EV_UM_WRITE = 8,	/* args: area, pgoff, on_demand; latency = service */
-	UMMU_EV_MAX = 8,
+	UMMU_EV_MN_INVALIDATE = 9,	/* args: start, end, reason, flags, cause kind, cause tgid, subscribers, ret; latency = start callbacks */
+	UMMU_EV_UF_FAULT = 10,	/* args: address, kind, outcome, fault flags; latency = stall */
+	UMMU_EV_UF_OP = 11,	/* args: op, start, len, bytes, ret */
+	UMMU_EV_MAX = 11,
 };
 
 #define UMMU_EVENT_ARGS 8

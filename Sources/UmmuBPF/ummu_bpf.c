@@ -17,8 +17,16 @@ extern const unsigned char ummu_ummunotify_bpf_obj[];
 extern const unsigned long ummu_ummunotify_bpf_obj_len;
 extern const unsigned char ummu_umem_bpf_obj[];
 extern const unsigned long ummu_umem_bpf_obj_len;
+extern const unsigned char ummu_mmu_notifier_bpf_obj[];
+extern const unsigned long ummu_mmu_notifier_bpf_obj_len;
+extern const unsigned char ummu_userfaultfd_bpf_obj[];
+extern const unsigned long ummu_userfaultfd_bpf_obj_len;
+extern const unsigned char ummu_mn_callback_bpf_obj[];
+extern const unsigned long ummu_mn_callback_bpf_obj_len;
 extern const unsigned char ummu_bench_minimal_bpf_obj[];
 extern const unsigned long ummu_bench_minimal_bpf_obj_len;
+extern const unsigned char ummu_bench_minimal_fentry_bpf_obj[];
+extern const unsigned long ummu_bench_minimal_fentry_bpf_obj_len;
 
 const unsigned char *ummu_object_bytes(int id, size_t *len)
 {
@@ -29,9 +37,21 @@ const unsigned char *ummu_object_bytes(int id, size_t *len)
 	case UMMU_OBJ_UMEM:
 		*len = ummu_umem_bpf_obj_len;
 		return ummu_umem_bpf_obj;
+	case UMMU_OBJ_MMU_NOTIFIER:
+		*len = ummu_mmu_notifier_bpf_obj_len;
+		return ummu_mmu_notifier_bpf_obj;
+	case UMMU_OBJ_USERFAULTFD:
+		*len = ummu_userfaultfd_bpf_obj_len;
+		return ummu_userfaultfd_bpf_obj;
+	case UMMU_OBJ_MN_CALLBACK:
+		*len = ummu_mn_callback_bpf_obj_len;
+		return ummu_mn_callback_bpf_obj;
 	case UMMU_OBJ_BENCH_MINIMAL:
 		*len = ummu_bench_minimal_bpf_obj_len;
 		return ummu_bench_minimal_bpf_obj;
+	case UMMU_OBJ_BENCH_MINIMAL_FENTRY:
+		*len = ummu_bench_minimal_fentry_bpf_obj_len;
+		return ummu_bench_minimal_fentry_bpf_obj;
 	}
 	*len = 0;
 	return NULL;
@@ -44,6 +64,12 @@ static const char *object_name(int id)
 		return "ummunotify";
 	case UMMU_OBJ_UMEM:
 		return "umem";
+	case UMMU_OBJ_MMU_NOTIFIER:
+		return "mmu_notifier";
+	case UMMU_OBJ_USERFAULTFD:
+		return "userfaultfd";
+	case UMMU_OBJ_MN_CALLBACK:
+		return "mn_callback";
 	default:
 		return "ummu_minimal";
 	}

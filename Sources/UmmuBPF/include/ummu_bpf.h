@@ -16,6 +16,10 @@ enum ummu_object_id {
 	UMMU_OBJ_UMMUNOTIFY = 0,
 	UMMU_OBJ_UMEM = 1,
 	UMMU_OBJ_BENCH_MINIMAL = 2,
+	UMMU_OBJ_MMU_NOTIFIER = 3,
+	UMMU_OBJ_USERFAULTFD = 4,
+	UMMU_OBJ_MN_CALLBACK = 5,
+	UMMU_OBJ_BENCH_MINIMAL_FENTRY = 6,	/* bench only: fentry/fexit baseline */
 };
 
 /* Bytes of an embedded BPF object (ELF); NULL for an unknown id. */
