@@ -7,6 +7,15 @@ public enum BPFObjectID: Int32, Sendable, CaseIterable {
     case ummunotify = 0
     case umem = 1
     case benchMinimal = 2
+    case mmuNotifier = 3
+    case userfaultfd = 4
+    /// One subscriber's invalidate_range_start, retargeted at load.
+    case mnCallback = 5
+    /// Bench only: one-counter fentry/fexit programs, retargeted at load.
+    case benchMinimalFentry = 6
+
+    /// Stock-kernel objects attach with fentry/fexit and need kernel BTF.
+    public var isStockKernel: Bool { self == .mmuNotifier || self == .userfaultfd || self == .mnCallback }
 
     /// Size of the embedded ELF object.
     public var embeddedSize: Int {
@@ -31,8 +40,13 @@ public func setLibbpfVerbose(_ verbose: Bool) {
 public struct BPFProgram: @unchecked Sendable {
     let prog: OpaquePointer
     public let name: String
-    /// Raw tracepoint this program belongs to (from its SEC("raw_tp/...")).
+    /// Raw tracepoint or kernel function this program belongs to (from its
+    /// SEC("raw_tp/...") or SEC("fentry/...")).
     public let tracepoint: String
+    /// fentry/fexit (attached through BTF) rather than a raw tracepoint.
+    public let isTrace: Bool
+
+    var attachesAtExit: Bool { isTrace && bpf_program__expected_attach_type(prog) == BPF_TRACE_FEXIT }
 
     public var fd: Int32 { bpf_program__fd(prog) }
 
@@ -172,6 +186,25 @@ public struct BPFMap: @unchecked Sendable {
     }
 }
 
+/// Why fentry programs on the stock kernel cannot work here, or nil when
+/// they may: checked before loading so the reason is one clear line.
+func stockKernelUnavailable(btfPath: String = "/sys/kernel/btf/vmlinux") -> String? {
+    if access(btfPath, R_OK) != 0 {
+        return "no BTF: \(btfPath) is missing (needs CONFIG_DEBUG_INFO_BTF)"
+    }
+    return nil
+}
+
+/// The kernel's lockdown mode when it is on and visible ("integrity",
+/// "confidentiality"); nil when off or securityfs is not mounted.
+func lockdownMode(path: String = "/sys/kernel/security/lockdown") -> String? {
+    guard let text = try? readSmallFile(path),
+          let open = text.firstIndex(of: "["), let close = text[open...].firstIndex(of: "]")
+    else { return nil }
+    let mode = String(text[text.index(after: open)..<close])
+    return mode == "none" ? nil : mode
+}
+
 /// Options fixed before load.
 public struct LoadOptions: Sendable {
     /// Only this process (0: all).
@@ -200,34 +233,49 @@ public final class BPFObject: @unchecked Sendable {
     private var links: [OpaquePointer] = []
 
     /// Opens the embedded object, applies `options` and loads it into the
-    /// kernel. Does not attach.
-    public init(_ id: BPFObjectID, options: LoadOptions = LoadOptions()) throws {
+    /// kernel. Does not attach. `attachTarget` retargets every fentry/fexit
+    /// program at that kernel function (vmlinux or a module with BTF).
+    public init(_ id: BPFObjectID, options: LoadOptions = LoadOptions(), attachTarget: String? = nil) throws {
         self.id = id
         var err: Int32 = 0
         guard let o = ummu_object_open(id.rawValue, &err) else {
             throw UmmuError(.bpf, "cannot open the embedded \(id) BPF object: \(UmmuError.errnoText(err))")
         }
         obj = o
-        do {
-            try configure(options)
-            let rc = bpf_object__load(o)
-            if rc != 0 { throw BPFObject.loadError(rc, id: id) }
-        } catch {
-            bpf_object__close(o)
-            throw error
+        // Every stored property is set from here on, so a throw runs
+        // deinit, which closes the object: closing here too freed it twice.
+        try configure(options)
+        if let attachTarget {
+            var p = bpf_object__next_program(o, nil)
+            while let prog = p {
+                let rc = bpf_program__set_attach_target(prog, 0, attachTarget)
+                if rc != 0 {
+                    throw UmmuError(.driverAbsent, "cannot target \(attachTarget): \(UmmuError.errnoText(rc))")
+                }
+                p = bpf_object__next_program(o, prog)
+            }
+        }
+        let rc = bpf_object__load(o)
+        if rc != 0 {
+            throw id.isStockKernel ? BPFObject.stockLoadError(rc, id: id) : BPFObject.loadError(rc, id: id)
         }
         var p = bpf_object__next_program(o, nil)
         while let prog = p {
             let name = String(cString: bpf_program__name(prog))
             let sec = String(cString: bpf_program__section_name(prog))
-            let tp = sec.split(separator: "/", maxSplits: 1).last.map(String.init) ?? sec
-            programs.append(BPFProgram(prog: prog, name: name, tracepoint: tp))
+            let parts = sec.split(separator: "/", maxSplits: 1).map(String.init)
+            let tp = parts.count > 1 ? parts[1] : (attachTarget ?? sec)
+            let isTrace = parts.first == "fentry" || parts.first == "fexit"
+            programs.append(BPFProgram(prog: prog, name: name, tracepoint: tp, isTrace: isTrace))
             p = bpf_object__next_program(o, prog)
         }
     }
 
     private func configure(_ options: LoadOptions) throws {
         if id != .benchMinimal {
+            if id.isStockKernel, let reason = stockKernelUnavailable() {
+                throw UmmuError(.driverAbsent, reason)
+            }
             var cfg = ummu_config(filter_tgid: options.filterPID, emit_events: options.events ? 1 : 0)
             let rc = ummu_object_set_config(obj, &cfg)
             if rc != 0 {
@@ -241,11 +289,10 @@ public final class BPFObject: @unchecked Sendable {
                 bpf_map__set_max_entries(m, size)
             }
         }
+        // Sizes of maps this object does not have are for another object;
+        // Tracer checks that each name exists somewhere.
         for (name, size) in options.mapSizes {
-            guard let m = bpf_object__find_map_by_name(obj, name) else {
-                throw UmmuError(.usage, "no map named \(name) in the \(id) BPF object")
-            }
-            bpf_map__set_max_entries(m, size)
+            if let m = bpf_object__find_map_by_name(obj, name) { bpf_map__set_max_entries(m, size) }
         }
         var p = bpf_object__next_program(obj, nil)
         while let prog = p {
@@ -268,6 +315,53 @@ public final class BPFObject: @unchecked Sendable {
         }
     }
 
+    /// What an embedded object declares, read from its ELF and BTF without
+    /// loading it (so on any kernel): program name -> section, and map
+    /// name -> (key size, value size).
+    public static func declarations(_ id: BPFObjectID) throws
+        -> (programs: [String: String], maps: [String: (key: Int, value: Int)]) {
+        var err: Int32 = 0
+        guard let o = ummu_object_open(id.rawValue, &err) else {
+            throw UmmuError(.bpf, "cannot open the embedded \(id) BPF object: \(UmmuError.errnoText(err))")
+        }
+        defer { bpf_object__close(o) }
+        var programs: [String: String] = [:]
+        var p = bpf_object__next_program(o, nil)
+        while let prog = p {
+            programs[String(cString: bpf_program__name(prog))] = String(cString: bpf_program__section_name(prog))
+            p = bpf_object__next_program(o, prog)
+        }
+        var maps: [String: (key: Int, value: Int)] = [:]
+        var m = bpf_object__next_map(o, nil)
+        while let map = m {
+            maps[String(cString: bpf_map__name(map))] = (Int(bpf_map__key_size(map)), Int(bpf_map__value_size(map)))
+            m = bpf_object__next_map(o, map)
+        }
+        return (programs, maps)
+    }
+
+    /// A stock-kernel object the kernel refused: one line with the reason
+    /// (the error kind says the source is unavailable, not that BPF is).
+    static func stockLoadError(_ rc: Int32, id: BPFObjectID) -> UmmuError {
+        let e = rc < 0 ? -rc : rc
+        let detail = String(cString: ummu_libbpf_last_message())
+        switch e {
+        case EPERM:  // the verifier's refusals are EACCES or EINVAL, with a log
+            if let mode = lockdownMode() {
+                return UmmuError(.driverAbsent, "fentry refused: kernel lockdown (\(mode))")
+            }
+            return UmmuError(.driverAbsent,
+                "fentry refused: \(UmmuError.errnoText(e)) although raw tracepoints load (kernel lockdown or a security module)")
+        case ESRCH, ENOENT:
+            // libbpf: a function or field this kernel's BTF does not have.
+            return UmmuError(.driverAbsent, "this kernel lacks a traced function or field"
+                + (detail.isEmpty ? "" : " (\(detail))") + "; see docs/stock-kernel.md")
+        default:
+            return UmmuError(.driverAbsent, "the kernel refused the \(id) programs: \(UmmuError.errnoText(rc))"
+                + (detail.isEmpty ? "" : " (\(detail))") + "; rerun with --verbose for the verifier log")
+        }
+    }
+
     deinit {
         detach()
         bpf_object__close(obj)
@@ -280,6 +374,8 @@ public final class BPFObject: @unchecked Sendable {
         return p
     }
 
+    public func hasMap(_ name: String) -> Bool { bpf_object__find_map_by_name(obj, name) != nil }
+
     public func map(_ name: String) throws -> BPFMap {
         guard let m = bpf_object__find_map_by_name(obj, name) else {
             throw UmmuError(.bpf, "no map \(name) in the \(id) BPF object")
@@ -289,18 +385,24 @@ public final class BPFObject: @unchecked Sendable {
 
     public var isAttached: Bool { !links.isEmpty }
 
-    /// Attaches every program to its raw tracepoint, all or none.
-    /// ENOENT (tracepoint absent) becomes a driverAbsent error.
+    /// Attaches every program to its raw tracepoint or kernel function, all
+    /// or none. ENOENT (tracepoint absent) becomes a driverAbsent error.
     public func attach() throws {
-        for p in programs {
-            guard let link = bpf_program__attach_raw_tracepoint(p.prog, p.tracepoint) else {
+        // fexit before fentry: an entry counted while its exit is not yet
+        // attached would never be matched (a fault counted as waiting forever).
+        for p in programs.sorted(by: { $0.attachesAtExit && !$1.attachesAtExit }) {
+            let attached = p.isTrace ? bpf_program__attach_trace(p.prog)
+                : bpf_program__attach_raw_tracepoint(p.prog, p.tracepoint)
+            guard let link = attached else {
                 let e = errno
                 detach()
                 switch e {
-                case ENOENT:
+                case ENOENT where !p.isTrace:
                     let driver = id == .umem ? "umem" : "ummunotify"
                     throw UmmuError(.driverAbsent,
-                        "tracepoint \(driver):\(p.tracepoint) not found: is \(driver).ko loaded? (modprobe \(driver))")
+                        "\(driver) not loaded (no tracepoint \(driver):\(p.tracepoint); modprobe \(driver))")
+                case EPERM, EACCES where p.isTrace:
+                    throw UmmuError(.driverAbsent, "fentry refused: cannot attach to \(p.tracepoint): \(UmmuError.errnoText(e))")
                 case EPERM, EACCES:
                     throw UmmuError(.privileges, "attaching BPF programs needs root or CAP_BPF+CAP_PERFMON (try sudo)")
                 default:

@@ -72,6 +72,7 @@ public struct OutputBuffer {
 public enum EventKind: UInt32, CaseIterable, Sendable {
     case ummunotifyNotify = 1, ummunotifyRead, ummunotifyRegister, ummunotifyUnregister
     case umemFault, umemFaultDone, umemRead, umemWrite
+    case mmuNotifierInvalidate, userfaultfdFault, userfaultfdOp
 
     public var name: String { String(describing: staticName) }
 
@@ -85,6 +86,9 @@ public enum EventKind: UInt32, CaseIterable, Sendable {
         case .umemFaultDone: return "umem_fault_done"
         case .umemRead: return "umem_read"
         case .umemWrite: return "umem_write"
+        case .mmuNotifierInvalidate: return "mmu_notifier_invalidate"
+        case .userfaultfdFault: return "userfaultfd_fault"
+        case .userfaultfdOp: return "userfaultfd_op"
         }
     }
 
@@ -99,10 +103,16 @@ public enum EventKind: UInt32, CaseIterable, Sendable {
         case .umemFaultDone: return ["area", "pgoff", "outcome"]
         case .umemRead: return ["area", "handed", "pending"]
         case .umemWrite: return ["area", "pgoff", "on_demand"]
+        case .mmuNotifierInvalidate:
+            return ["start", "end", "reason", "flags", "cause", "cause_pid", "subscribers", "ret"]
+        case .userfaultfdFault: return ["address", "kind", "outcome", "fault_flags"]
+        case .userfaultfdOp: return ["op", "start", "len", "bytes", "ret"]
         }
     }
 
-    public var hasLatency: Bool { self == .umemFaultDone || self == .umemWrite }
+    public var hasLatency: Bool {
+        self == .umemFaultDone || self == .umemWrite || self == .mmuNotifierInvalidate || self == .userfaultfdFault
+    }
 }
 
 /// Formats ring-buffer events as NDJSON or text lines.
@@ -138,7 +148,9 @@ public struct EventFormatter {
         let args = e.args
         switch style {
         case .json:
-            out.append("{\"version\":1,\"type\":\"event\",\"event\":\"")
+            out.append("{\"version\":")
+            out.append(UInt64(JSONRenderer.version))
+            out.append(",\"type\":\"event\",\"event\":\"")
             out.append(kind.staticName)
             out.append("\",\"ts_ns\":")
             out.append(e.ts_ns)
@@ -203,7 +215,7 @@ public struct EventFormatter {
     }
 }
 
-/// Consumes the "events" ring buffers of the loaded sides.
+/// Consumes the "events" ring buffers of the loaded sources.
 public final class EventStream: @unchecked Sendable {
     final class Sink {
         let handler: (UnsafeRawPointer, Int) -> Void

@@ -45,6 +45,12 @@ public enum Fmt {
     }
 
     /// Right-pads or left-pads to width.
+    /// A kernel- or user-chosen name (comm) safe for a terminal: control
+    /// characters (escape sequences) become "?".
+    public static func printable(_ s: String) -> String {
+        String(String.UnicodeScalarView(s.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7f ? "?" : $0 }))
+    }
+
     public static func pad(_ s: String, _ width: Int, right: Bool = false) -> String {
         let n = s.count
         if n >= width { return s }

@@ -1,7 +1,7 @@
 /// NDJSON renderer: one object per interval (schema: docs/ummutrace.schema.json).
 public enum JSONRenderer {
     /// Version of the NDJSON records; bump on an incompatible change.
-    public static let version = 1
+    public static let version = 2
 
     struct Obj {
         var parts: [String] = []
@@ -80,6 +80,98 @@ public enum JSONRenderer {
         return o.text
     }
 
+    /// {"total"?, "<case name>": count...} in the enum's order.
+    static func counts<E: LabeledCase>(_ v: [UInt64], _ type: E.Type, total: Bool = true) -> String {
+        var o = Obj()
+        if total { o.add("total", v.reduce(0, &+)) }
+        for (i, c) in E.allCases.enumerated() { o.add(c.name, i < v.count ? v[i] : 0) }
+        return o.text
+    }
+
+    static func byCause(_ v: [UInt64]) -> String {
+        counts(v, CauseKind.self, total: false)
+    }
+
+    static func uffdOps(_ ops: [UInt64], _ bytes: [UInt64]) -> String {
+        var o = Obj()
+        for op in UffdOp.allCases {
+            let b = bytes[op.rawValue]
+            o.add(op.name, raw: "{\"count\":\(ops[op.rawValue]),\"bytes\":\(b),\"pages\":\(b / basePageSize)}")
+        }
+        return o.text
+    }
+
+    static func mmuNotifier(_ t: MMUNotifierTotals) -> String {
+        var o = Obj()
+        o.add("invalidations", raw: byReason(t.invalidations))
+        o.add("invalidated_bytes", raw: byReason(t.invalidatedBytes))
+        o.add("by_cause", raw: byCause(t.byCause))
+        o.add("non_blocking", t.nonBlocking)
+        o.add("failed", t.failed)
+        o.add("releases", t.releases)
+        o.add("young", raw: counts(t.young, YoungKind.self, total: false))
+        o.add("no_subscriber", t.noSubscriber)
+        o.add("unowned", t.unowned)
+        o.add("start_lost", t.startLost)
+        o.add("filtered", t.filtered)
+        o.add("overflow", raw: "{\"processes\":\(t.processOverflow),\"causes\":\(t.causeOverflow),"
+            + "\"subscribers\":\(t.subscriberOverflow),\"walk\":\(t.walkTruncated)}")
+        o.add("start_latency_ns", raw: histogram(t.startLatency, unit: "ns"))
+        o.add("end_latency_ns", raw: histogram(t.endLatency, unit: "ns"))
+        o.add("span_bytes", raw: histogram(t.spanBytes, unit: "bytes"))
+        return o.text
+    }
+
+    static func userfaultfd(_ t: UserfaultfdTotals) -> String {
+        var o = Obj()
+        o.add("faults", raw: counts(t.faults, UffdKind.self))
+        o.add("outcomes", raw: counts(t.outcomes, UffdOutcome.self, total: false))
+        o.add("ops", raw: uffdOps(t.ops, t.opBytes))
+        o.add("ops_failed", t.opsFailed)
+        o.add("waiting", t.waiting)
+        o.add("start_lost", t.startLost)
+        o.add("filtered", t.filtered)
+        o.add("overflow", raw: "{\"processes\":\(t.processOverflow)}")
+        var st = Obj()
+        for k in UffdKind.allCases { st.add(k.name, raw: histogram(t.stall[k.rawValue], unit: "ns")) }
+        o.add("stall_ns", raw: st.text)
+        return o.text
+    }
+
+    static func subscriber(_ e: SubscriberEntry) -> String {
+        var o = Obj()
+        o.add("pid", UInt64(e.key.owner))
+        o.add("name", string: e.row.name)
+        o.add("symbol", string: e.row.symbol)
+        o.add("kind", string: e.key.interval ? "interval" : "notifier")
+        o.add("invalidations", raw: byReason(e.row.invalidations))
+        o.add("invalidated_bytes", raw: byReason(e.row.invalidatedBytes))
+        o.add("releases", e.row.releases)
+        o.add("young", e.row.young)
+        return o.text
+    }
+
+    static func cause(_ e: CauseEntry) -> String {
+        var o = Obj()
+        o.add("pid", UInt64(e.key.owner))
+        o.add("cause", string: e.key.kind.name)
+        o.add("cause_pid", UInt64(e.key.causePID))
+        o.add("cause_comm", string: e.key.causeComm)
+        o.add("reason", string: e.key.reason.name)
+        o.add("invalidations", e.counts.invalidations)
+        o.add("bytes", e.counts.bytes)
+        return o.text
+    }
+
+    static func callback(_ c: SubscriberCallback) -> String {
+        var o = Obj()
+        o.add("name", string: c.name)
+        o.add("function", string: c.function)
+        o.add("failed", c.failed)
+        o.add("latency_ns", raw: histogram(c.latency, unit: "ns"))
+        return o.text
+    }
+
     static func process(_ p: ProcessRow) -> String {
         var o = Obj()
         o.add("pid", UInt64(p.pid))
@@ -105,6 +197,29 @@ public enum JSONRenderer {
             x.add("stall_latency_ns", raw: histogram(u.stallLatency, unit: "ns"))
             o.add("umem", raw: x.text)
         }
+        if let u = p.mmuNotifier {
+            var x = Obj()
+            x.add("invalidations", raw: byReason(u.invalidations))
+            x.add("invalidated_bytes", raw: byReason(u.invalidatedBytes))
+            x.add("by_cause", raw: byCause(u.byCause))
+            x.add("non_blocking", u.nonBlocking)
+            x.add("failed", u.failed)
+            x.add("releases", u.releases)
+            x.add("young", u.young)
+            x.add("start_latency_ns", raw: histogram(u.startLatency, unit: "ns"))
+            x.add("end_latency_ns", raw: histogram(u.endLatency, unit: "ns"))
+            o.add("mmu_notifier", raw: x.text)
+        }
+        if let u = p.userfaultfd {
+            var x = Obj()
+            x.add("faults", raw: counts(u.faults, UffdKind.self))
+            x.add("outcomes", raw: counts(u.outcomes, UffdOutcome.self, total: false))
+            x.add("ops", raw: uffdOps(u.ops, u.opBytes))
+            x.add("ops_failed", u.opsFailed)
+            x.add("waiting", u.waiting)
+            x.add("stall_ns", raw: histogram(u.stall, unit: "ns"))
+            o.add("userfaultfd", raw: x.text)
+        }
         return o.text
     }
 
@@ -121,10 +236,17 @@ public enum JSONRenderer {
         o.add("dropped_events", i.droppedEvents)
         if let u = i.ummunotify { o.add("ummunotify", raw: ummunotify(u)) }
         if let u = i.umem { o.add("umem", raw: umem(u)) }
+        if let u = i.mmuNotifier { o.add("mmu_notifier", raw: mmuNotifier(u)) }
+        if let u = i.userfaultfd { o.add("userfaultfd", raw: userfaultfd(u)) }
         o.add("processes", raw: "[" + i.processes.map(process).joined(separator: ",") + "]")
+        if i.mmuNotifier != nil {
+            o.add("subscribers", raw: "[" + i.subscribers.map(subscriber).joined(separator: ",") + "]")
+            o.add("causes", raw: "[" + i.causes.map(cause).joined(separator: ",") + "]")
+            o.add("subscriber_callbacks", raw: "[" + i.callbacks.map(callback).joined(separator: ",") + "]")
+        }
         if includeBPFStats {
             var b = Obj()
-            for side in Side.allCases {
+            for side in TraceSource.allCases {
                 if let s = i.bpf[side] {
                     b.add(side.rawValue, raw: "{\"run_time_ns\":\(s.runTimeNs),\"run_count\":\(s.runCount)}")
                 }

@@ -4,10 +4,31 @@
 /// Prometheus renderer wants); `Interval` is the difference of two snapshots
 /// (what rates, tables and NDJSON show). Units: nanoseconds and bytes.
 
-/// The two drivers; each is loaded and attached independently.
-public enum Side: String, CaseIterable, Sendable, Codable {
+/// Where events come from: our two drivers' tracepoints, or the stock
+/// kernel's MMU-notifier core and userfaultfd (fentry, no module needed).
+/// Each is loaded and attached independently.
+public enum TraceSource: String, CaseIterable, Sendable, Codable {
     case ummunotify
     case umem
+    case mmuNotifier = "mmu_notifier"
+    case userfaultfd
+
+    /// The sources picked by the tools' source flags: all when none is
+    /// given (each one that is unavailable is left out), else exactly those
+    /// (each must be available).
+    public static func picked(_ flags: [TraceSource: Bool]) -> (sources: [TraceSource], required: Bool) {
+        let on = allCases.filter { flags[$0] == true }
+        return on.isEmpty ? (allCases, false) : (on, true)
+    }
+
+    var objectID: BPFObjectID {
+        switch self {
+        case .ummunotify: return .ummunotify
+        case .umem: return .umem
+        case .mmuNotifier: return .mmuNotifier
+        case .userfaultfd: return .userfaultfd
+        }
+    }
 }
 
 /// enum mmu_notifier_event numbers as the ummunotify driver reports them.
@@ -223,12 +244,17 @@ public struct ProcessRow: Sendable, Equatable {
     public var comm: String
     public var ummunotify: ProcessUmmunotify?
     public var umem: ProcessUmem?
+    public var mmuNotifier: ProcessMMUNotifier?
+    public var userfaultfd: ProcessUserfaultfd?
 
-    public init(pid: UInt32, comm: String = "", ummunotify: ProcessUmmunotify? = nil, umem: ProcessUmem? = nil) {
+    public init(pid: UInt32, comm: String = "", ummunotify: ProcessUmmunotify? = nil, umem: ProcessUmem? = nil,
+                mmuNotifier: ProcessMMUNotifier? = nil, userfaultfd: ProcessUserfaultfd? = nil) {
         self.pid = pid
         self.comm = comm
         self.ummunotify = ummunotify
         self.umem = umem
+        self.mmuNotifier = mmuNotifier
+        self.userfaultfd = userfaultfd
     }
 
     public func since(_ e: ProcessRow?) -> ProcessRow {
@@ -236,11 +262,16 @@ public struct ProcessRow: Sendable, Equatable {
         var d = self
         if let u = ummunotify { d.ummunotify = e.ummunotify.map { u.since($0) } ?? u }
         if let u = umem { d.umem = e.umem.map { u.since($0) } ?? u }
+        if let u = mmuNotifier { d.mmuNotifier = e.mmuNotifier.map { u.since($0) } ?? u }
+        if let u = userfaultfd { d.userfaultfd = e.userfaultfd.map { u.since($0) } ?? u }
         if d.comm.isEmpty { d.comm = e.comm }
         return d
     }
 
-    public var isIdle: Bool { (ummunotify?.isIdle ?? true) && (umem?.isIdle ?? true) }
+    public var isIdle: Bool {
+        (ummunotify?.isIdle ?? true) && (umem?.isIdle ?? true) && (mmuNotifier?.isIdle ?? true)
+            && (userfaultfd?.isIdle ?? true)
+    }
 }
 
 /// BPF run-time statistics of one side's programs (kernel counters; they
@@ -266,18 +297,30 @@ public struct Snapshot: Sendable, Equatable {
     public var wallNs: Int64
     public var ummunotify: UmmunotifyTotals?
     public var umem: UmemTotals?
+    public var mmuNotifier: MMUNotifierTotals?
+    public var userfaultfd: UserfaultfdTotals?
     public var processes: [UInt32: ProcessRow]
+    public var subscribers: [SubscriberKey: SubscriberRow]
+    public var causes: [CauseKey: CauseCounts]
+    /// Timed subscriber callbacks, by function.
+    public var callbacks: [String: SubscriberCallback] = [:]
     public var droppedEvents: UInt64
-    public var bpf: [Side: BPFRunStats]
+    public var bpf: [TraceSource: BPFRunStats]
 
     public init(monotonicNs: UInt64 = 0, wallNs: Int64 = 0, ummunotify: UmmunotifyTotals? = nil,
-                umem: UmemTotals? = nil, processes: [UInt32: ProcessRow] = [:], droppedEvents: UInt64 = 0,
-                bpf: [Side: BPFRunStats] = [:]) {
+                umem: UmemTotals? = nil, mmuNotifier: MMUNotifierTotals? = nil,
+                userfaultfd: UserfaultfdTotals? = nil, processes: [UInt32: ProcessRow] = [:],
+                subscribers: [SubscriberKey: SubscriberRow] = [:], causes: [CauseKey: CauseCounts] = [:],
+                droppedEvents: UInt64 = 0, bpf: [TraceSource: BPFRunStats] = [:]) {
         self.monotonicNs = monotonicNs
         self.wallNs = wallNs
         self.ummunotify = ummunotify
         self.umem = umem
+        self.mmuNotifier = mmuNotifier
+        self.userfaultfd = userfaultfd
         self.processes = processes
+        self.subscribers = subscribers
+        self.causes = causes
         self.droppedEvents = droppedEvents
         self.bpf = bpf
     }
@@ -290,10 +333,18 @@ public struct Interval: Sendable, Equatable {
     public var durationNs: UInt64
     public var ummunotify: UmmunotifyTotals?
     public var umem: UmemTotals?
+    public var mmuNotifier: MMUNotifierTotals?
+    public var userfaultfd: UserfaultfdTotals?
     /// Processes with activity in the interval or a non-zero gauge, by pid.
     public var processes: [ProcessRow]
+    /// Subscribers with activity in the interval, by process then name.
+    public var subscribers: [SubscriberEntry]
+    /// Causes of the interval's invalidations, busiest first.
+    public var causes: [CauseEntry]
+    /// Timed subscriber callbacks with calls in the interval, by name.
+    public var callbacks: [SubscriberCallback]
     public var droppedEvents: UInt64
-    public var bpf: [Side: BPFRunStats]
+    public var bpf: [TraceSource: BPFRunStats]
 
     public init(from a: Snapshot, to b: Snapshot) {
         startWallNs = a.wallNs
@@ -301,6 +352,20 @@ public struct Interval: Sendable, Equatable {
         durationNs = delta(b.monotonicNs, a.monotonicNs)
         ummunotify = b.ummunotify.map { now in a.ummunotify.map { now.since($0) } ?? now }
         umem = b.umem.map { now in a.umem.map { now.since($0) } ?? now }
+        mmuNotifier = b.mmuNotifier.map { now in a.mmuNotifier.map { now.since($0) } ?? now }
+        userfaultfd = b.userfaultfd.map { now in a.userfaultfd.map { now.since($0) } ?? now }
+        subscribers = b.subscribers
+            .map { SubscriberEntry(key: $0.key, row: a.subscribers[$0.key].map($0.value.since) ?? $0.value) }
+            .filter { !$0.row.isIdle }
+            .sorted { ($0.key.owner, $0.row.name, $0.key.ops) < ($1.key.owner, $1.row.name, $1.key.ops) }
+        causes = b.causes
+            .map { CauseEntry(key: $0.key, counts: a.causes[$0.key].map($0.value.since) ?? $0.value) }
+            .filter { $0.counts.invalidations > 0 }
+            .sorted(by: CauseEntry.busiestFirst)
+        callbacks = b.callbacks.values
+            .map { c in a.callbacks[c.function].map { c.since($0) } ?? c }
+            .filter { $0.latency.total > 0 || $0.failed > 0 }
+            .sorted { ($0.name, $0.function) < ($1.name, $1.function) }
         processes = b.processes.values
             .map { $0.since(a.processes[$0.pid]) }
             .filter { !$0.isIdle }

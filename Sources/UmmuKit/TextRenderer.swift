@@ -81,6 +81,7 @@ public struct TextRenderer: Sendable {
                     + " \(m.processOverflow) process rows, \(m.areaOverflow) area rows lost\n"
             }
         }
+        out += stockSummary(i)
         if i.droppedEvents > 0 { out += "dropped events: \(i.droppedEvents)\n" }
 
         var hists: [(String, Histogram, Double)] = []
@@ -93,17 +94,20 @@ public struct TextRenderer: Sendable {
             hists.append(("\(timeUnit) (umem stall)", m.stallLatency, timeDivisor))
             hists.append(("offsets (per umem read)", m.readBatch, 1))
         }
+        hists += stockHistograms(i)
         for (label, h, div) in hists where !h.isEmpty {
             out += "\n" + TextRenderer.histogram(h, label: label, divisor: div)
         }
-        if !i.processes.isEmpty {
+        if i.processes.contains(where: { $0.ummunotify != nil || $0.umem != nil }) {
             out += "\n" + processTable(i)
         }
+        out += stockTables(i)
         return out
     }
 
     func processTable(_ i: Interval) -> String {
-        let rows = i.processes.sorted { a, b in
+        let drivers = i.processes.filter { $0.ummunotify != nil || $0.umem != nil }
+        let rows = drivers.sorted { a, b in
             let ka = (a.ummunotify?.totalInvalidations ?? 0) + (a.umem?.faults ?? 0)
             let kb = (b.ummunotify?.totalInvalidations ?? 0) + (b.umem?.faults ?? 0)
             return ka != kb ? ka > kb : a.pid < b.pid
@@ -125,8 +129,8 @@ public struct TextRenderer: Sendable {
                 + Fmt.pad(m.map { latency($0.stallLatency.percentile(0.99)) } ?? "-", 10)
                 + Fmt.pad(m.map { String($0.pendingRequests) } ?? "-", 8) + "\n"
         }
-        if i.processes.count > rows.count {
-            out += "(\(i.processes.count - rows.count) more processes)\n"
+        if drivers.count > rows.count {
+            out += "(\(drivers.count - rows.count) more processes)\n"
         }
         return out
     }

@@ -73,60 +73,70 @@ extension Substring {
     }
 }
 
-/// Loads, attaches and reads the BPF side of one or both drivers.
+/// Loads, attaches and reads the BPF programs of every available source.
 public final class Tracer: @unchecked Sendable {
-    public private(set) var ummunotify: BPFObject?
-    public private(set) var umem: BPFObject?
-    /// Sides requested but left out because their driver is absent.
-    public private(set) var absent: [Side: UmmuError] = [:]
+    public private(set) var objects: [TraceSource: BPFObject] = [:]
+    /// Sources requested but left out, each with its one-line reason.
+    public private(set) var unavailable: [TraceSource: UmmuError] = [:]
     /// Fault starts older than this are expired by `maintain()`.
     public var maxStartAgeNs: UInt64 = 600 * 1_000_000_000
     private var expired: UInt64 = 0
+    /// Processes the last maintain() found gone (removed at the next).
+    private var goneAtLastMaintain = Set<UInt32>()
+    let symbols = KernelSymbols()
+    /// Per-subscriber callback timing, when the programs are attached.
+    private let callbackTimers: CallbackTimers?
 
-    public var sides: [Side] {
-        (ummunotify != nil ? [Side.ummunotify] : []) + (umem != nil ? [Side.umem] : [])
-    }
+    public var ummunotify: BPFObject? { objects[.ummunotify] }
+    public var umem: BPFObject? { objects[.umem] }
 
-    /// Loads the requested sides. With `attach`, a side whose tracepoints are
-    /// absent is an error when `required` says so, and otherwise left out
-    /// (noted in `absent`) as long as one side remains.
-    public init(sides: [Side] = Side.allCases, required: Bool = false, options: LoadOptions = LoadOptions(),
-                attach: Bool = true) throws {
-        for side in sides {
-            let obj = try BPFObject(side == .umem ? .umem : .ummunotify, options: options)
-            if attach {
-                do {
-                    try obj.attach()
-                } catch let e as UmmuError where e.kind == .driverAbsent && !required {
-                    absent[side] = e
-                    continue
-                }
-            }
-            switch side {
-            case .ummunotify: ummunotify = obj
-            case .umem: umem = obj
+    /// The sources being traced, in a stable order.
+    public var sources: [TraceSource] { TraceSource.allCases.filter { objects[$0] != nil } }
+
+    /// Loads the requested sources. A source that cannot be traced here (a
+    /// driver not loaded, fentry refused, no BTF) is an error when
+    /// `required` says so, and otherwise left out (noted in `unavailable`)
+    /// as long as one source remains.
+    public init(sources: [TraceSource] = TraceSource.allCases, required: Bool = false,
+                options: LoadOptions = LoadOptions(), attach: Bool = true) throws {
+        callbackTimers = attach && sources.contains(.mmuNotifier) ? CallbackTimers(options: options) : nil
+        for source in sources {
+            do {
+                let obj = try BPFObject(source.objectID, options: options)
+                if attach { try obj.attach() }
+                objects[source] = obj
+            } catch let e as UmmuError where e.kind == .driverAbsent {
+                let named = source.objectID.isStockKernel ? UmmuError(e.kind, "\(source.rawValue): \(e.message)") : e
+                if required { throw named }
+                unavailable[source] = named
             }
         }
-        if ummunotify == nil && umem == nil {
-            if let e = absent[.ummunotify] ?? absent[.umem] {
-                if absent.count > 1 {
-                    throw UmmuError(.driverAbsent,
-                        "no ummu tracepoints found: are ummunotify.ko and umem.ko loaded? (modprobe ummunotify umem)")
-                }
-                throw e
-            }
-            throw UmmuError(.usage, "nothing to trace")
+        for name in options.mapSizes.keys where !objects.values.contains(where: { $0.hasMap(name) }) {
+            throw UmmuError(.usage, "no map named \(name) in the loaded BPF objects")
+        }
+        if objects.isEmpty {
+            if unavailable.isEmpty { throw UmmuError(.usage, "nothing to trace") }
+            let reasons = TraceSource.allCases.compactMap { unavailable[$0]?.message }
+            throw UmmuError(.driverAbsent, "nothing to trace: " + reasons.joined(separator: "; "))
         }
     }
 
-    public func object(_ side: Side) -> BPFObject? {
-        side == .umem ? umem : ummunotify
+    public func object(_ source: TraceSource) -> BPFObject? { objects[source] }
+
+    /// One line per source left out, for stderr: "TOOL: REASON; tracing X and Y".
+    public func unavailableLines(tool: String, verb: String = "tracing") -> [String] {
+        let traced = sources.map(\.rawValue).joined(separator: ", ")
+        return TraceSource.allCases.compactMap { unavailable[$0] }
+            .map { "\(tool): \($0.message); \(verb) \(traced)" }
     }
 
     public func detach() {
-        ummunotify?.detach()
-        umem?.detach()
+        for o in objects.values { o.detach() }
+        callbackTimers?.detach()
     }
+
+    /// Subscribers whose callback cannot be timed here, with the reason.
+    public var untimedSubscribers: [String] { callbackTimers.map { Array($0.untimed.values).sorted() } ?? [] }
 
     // MARK: snapshot
 
@@ -135,15 +145,28 @@ public final class Tracer: @unchecked Sendable {
         var procs: [UInt32: ProcessRow] = [:]
         if let o = ummunotify {
             snap.ummunotify = readUmmunotify(o, into: &procs)
-            snap.droppedEvents &+= (try? o.map("drops").sumU64(at: 0)) ?? 0
-            snap.bpf[.ummunotify] = runStats(o)
         }
         if let o = umem {
             var t = readUmem(o, into: &procs)
             t.expired = expired
             snap.umem = t
+        }
+        if let o = objects[.mmuNotifier] {
+            snap.mmuNotifier = readMMUNotifier(o, into: &procs, subscribers: &snap.subscribers,
+                                               causes: &snap.causes)
+            if let timers = callbackTimers {
+                snap.callbacks = timers.read()
+                // New subscribers are timed from the next snapshot on
+                // (loading takes a while; the rest was read before).
+                timers.add(Set(snap.subscribers.filter { !$0.key.interval }.map(\.value.callback)), symbols: symbols)
+            }
+        }
+        if let o = objects[.userfaultfd] {
+            snap.userfaultfd = readUserfaultfd(o, into: &procs)
+        }
+        for (source, o) in objects {
             snap.droppedEvents &+= (try? o.map("drops").sumU64(at: 0)) ?? 0
-            snap.bpf[.umem] = runStats(o)
+            snap.bpf[source] = runStats(o)
         }
         for (pid, row) in procs where row.comm.isEmpty {
             procs[pid]?.comm = processName(pid)
@@ -282,32 +305,46 @@ public final class Tracer: @unchecked Sendable {
 
     // MARK: maintenance
 
-    /// Removes rows of processes that have exited (after a snapshot has
-    /// counted them; totals are unaffected) and expires service starts older
-    /// than maxStartAgeNs (stall starts live in task storage and go with
-    /// their thread). Returns the number of entries removed.
+    /// Removes rows of processes that have exited and expires service
+    /// starts older than maxStartAgeNs (stall starts live in task storage
+    /// and go with their thread). Returns the number of entries removed.
+    ///
+    /// A process is removed at the second call that finds it gone, so the
+    /// snapshot taken between the two calls has counted its last events:
+    /// rows created after one snapshot by a process that exits before the
+    /// next call (a slow snapshot makes that window seconds long) would
+    /// otherwise vanish uncounted. Totals are never affected.
     @discardableResult
     public func maintain(isAlive: (UInt32) -> Bool = processExists) -> Int {
+        var dead = Set<UInt32>()
+        let wasDead = goneAtLastMaintain
+        func gone(_ pid: UInt32) -> Bool {
+            if isAlive(pid) { return false }
+            dead.insert(pid)
+            return wasDead.contains(pid)
+        }
+        defer { goneAtLastMaintain = dead }
         var removed = 0
         if let o = ummunotify {
             if let m = try? o.map("un_procs") {
-                for pid in m.keys(as: UInt32.self) where !isAlive(pid) { if m.delete(pid) { removed += 1 } }
+                for pid in m.keys(as: UInt32.self) where gone(pid) { if m.delete(pid) { removed += 1 } }
             }
             if let m = try? o.map("un_ctxs") {
                 for ctx in m.keys(as: UInt64.self) {
                     let tgid = m.lookup(ctx, as: un_ctx.self)?.map(\.tgid).max() ?? 0
-                    if tgid != 0 && !isAlive(tgid) && m.delete(ctx) { removed += 1 }
+                    if tgid != 0 && gone(tgid) && m.delete(ctx) { removed += 1 }
                 }
             }
         }
+        removed += maintainStock(gone: gone)
         if let o = umem {
             if let m = try? o.map("um_procs") {
-                for pid in m.keys(as: UInt32.self) where !isAlive(pid) { if m.delete(pid) { removed += 1 } }
+                for pid in m.keys(as: UInt32.self) where gone(pid) { if m.delete(pid) { removed += 1 } }
             }
             if let m = try? o.map("um_areas") {
                 for a in m.keys(as: UInt64.self) {
                     let tgid = m.lookup(a, as: um_area.self)?.first?.client_tgid ?? 0
-                    if tgid != 0 && !isAlive(tgid) && m.delete(a) { removed += 1 }
+                    if tgid != 0 && gone(tgid) && m.delete(a) { removed += 1 }
                 }
             }
             let now = monotonicNow()

@@ -6,17 +6,17 @@ final class Source {
     private let tracer: Tracer?
     private var synthetic: SyntheticSource?
     private var lastNs: UInt64 = 0
-    let sides: [Side]
+    let sources: [TraceSource]
 
     init(tracer: Tracer) {
         self.tracer = tracer
-        sides = tracer.sides
+        sources = tracer.sources
     }
 
     init(synthetic n: Int) {
         tracer = nil
         synthetic = SyntheticSource(processes: n)
-        sides = Side.allCases
+        sources = TraceSource.allCases
         lastNs = monotonicNs()
     }
 

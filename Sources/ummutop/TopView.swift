@@ -2,14 +2,14 @@ import CNcurses
 import Glibc
 import UmmuKit
 
-/// The interactive screen: header, process table, latency/history panel,
-/// footer; keys; the refresh loop.
+/// The interactive screen: header, the shown view's table, latency/history
+/// panel, footer; keys; the refresh loop.
 final class TopView {
     let screen = Screen()
     let source: Source
     let signalFD: Int32
     var status: TopStatus
-    var table: TopTable
+    var tables: TopViewTables
     var history = TopHistory(capacity: 120)
     var lastInterval: Interval?
     var maxRefreshes: Int?
@@ -19,15 +19,18 @@ final class TopView {
     var filterEditing: String?
     var filterBefore = ""
     var scroll = 0
-    var message = ""
+    /// Lines above the table (the header's, then a blank one).
+    var headerHeight = 5
 
     static let intervals: [Double] = [0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30, 60]
+    /// Shift-Tab: KEY_BTAB of curses.h (0541), which the shim does not name.
+    static let keyBackTab: Int32 = 0o541
 
-    init(source: Source, signalFD: Int32, status: TopStatus, table: TopTable, maxRefreshes: Int?) {
+    init(source: Source, signalFD: Int32, status: TopStatus, tables: TopViewTables, maxRefreshes: Int?) {
         self.source = source
         self.signalFD = signalFD
         self.status = status
-        self.table = table
+        self.tables = tables
         self.maxRefreshes = maxRefreshes
     }
 
@@ -88,10 +91,14 @@ final class TopView {
 
     func apply(_ iv: Interval) {
         lastInterval = iv
-        table.update(iv)
-        let stall = iv.umem?.stallLatency.percentile(0.99)
-        history.append(invalidationsPerSec: iv.rate(iv.ummunotify?.totalInvalidations ?? 0),
-                       faultsPerSec: iv.rate(iv.umem?.faults ?? 0), stallP99: stall, rows: table.allRows)
+        tables.update(iv)
+        history.append(iv)
+    }
+
+    /// Shows another view (its own sort and selection; the filter stays).
+    func show(_ view: TopViewKind) {
+        tables.show(view)
+        scroll = 0
     }
 
     // MARK: keys
@@ -106,12 +113,13 @@ final class TopView {
             return k == Int32(UInt8(ascii: "q")) ? .quit : .redraw
         }
         switch k {
-        case ummu_key_up(): table.moveSelection(-1); return .redraw
-        case ummu_key_down(): table.moveSelection(1); return .redraw
-        case ummu_key_ppage(): table.moveSelection(-max(1, tableHeight - 1)); return .redraw
-        case ummu_key_npage(): table.moveSelection(max(1, tableHeight - 1)); return .redraw
-        case ummu_key_home(): table.selectedPID = nil; scroll = 0; return .redraw
+        case ummu_key_up(): tables.withCurrent { $0.moveSelection(-1) }; return .redraw
+        case ummu_key_down(): tables.withCurrent { $0.moveSelection(1) }; return .redraw
+        case ummu_key_ppage(): tables.withCurrent { $0.moveSelection(-max(1, tableHeight - 1)) }; return .redraw
+        case ummu_key_npage(): tables.withCurrent { $0.moveSelection(max(1, tableHeight - 1)) }; return .redraw
+        case ummu_key_home(): tables.withCurrent { $0.clearSelection() }; scroll = 0; return .redraw
         case ummu_key_f(10): return .quit
+        case TopView.keyBackTab: show(tables.view.cycled(by: -1)); return .redraw
         default: break
         }
         guard k >= 0 && k < 128, let u = Unicode.Scalar(UInt32(k)) else { return .none }
@@ -128,26 +136,31 @@ final class TopView {
             status.intervalSeconds = TopView.intervals.last { $0 < status.intervalSeconds - 1e-9 } ?? status.intervalSeconds
             return .resample
         case "/", "f", "F":
-            filterBefore = table.filter.text
-            filterEditing = table.filter.text
+            filterBefore = tables.current.filter.text
+            filterEditing = filterBefore
             return .redraw
         case "h", "?":
             showHelp = true
             return .redraw
         case "\u{1b}", "a":
-            if c == "\u{1b}" && !table.filter.isEmpty && table.selectedPID == nil {
-                table.setFilter("")
+            if c == "\u{1b}" && !tables.current.filter.isEmpty && tables.current.selectedIndex == nil {
+                tables.setFilter("")
             }
-            table.selectedPID = nil
+            tables.withCurrent { $0.clearSelection() }
             return .redraw
-        case "j": table.moveSelection(1); return .redraw
-        case "k": table.moveSelection(-1); return .redraw
-        case "<", ",": table.sort(by: table.sortKey.cycled(by: -1)); return .redraw
-        case ">", ".": table.sort(by: table.sortKey.cycled(by: 1)); return .redraw
-        case "R": table.reversed.toggle(); table.refresh(); return .redraw
+        case "j": tables.withCurrent { $0.moveSelection(1) }; return .redraw
+        case "k": tables.withCurrent { $0.moveSelection(-1) }; return .redraw
+        case "<", ",": tables.withCurrent { $0.cycleSort(-1) }; return .redraw
+        case ">", ".": tables.withCurrent { $0.cycleSort(1) }; return .redraw
+        case "R": tables.withCurrent { $0.reverse() }; return .redraw
+        case "\t": show(tables.view.cycled(by: 1)); return .redraw
         default:
-            if let key = TopSortKey.forKey(c) {
-                table.sort(by: key)
+            if let view = TopViewKind.forKey(c) {
+                show(view)
+                return .redraw
+            }
+            if let key = tables.view.sortKey(forKey: c) {
+                tables.withCurrent { $0.sort(by: key) }
                 return .redraw
             }
             return .none
@@ -159,7 +172,7 @@ final class TopView {
         switch k {
         case 27:  // Esc: back to the filter before editing
             filterEditing = nil
-            table.setFilter(filterBefore)
+            tables.setFilter(filterBefore)
             return .redraw
         case 10, 13, ummu_key_enter():
             filterEditing = nil
@@ -173,7 +186,7 @@ final class TopView {
             if text.count < 64 { text.append(Character(u)) }
         }
         filterEditing = text
-        table.setFilter(text)  // incremental, as htop does
+        tables.setFilter(text)  // incremental, as htop does
         scroll = 0
         return .redraw
     }
@@ -186,46 +199,52 @@ final class TopView {
         return min(14, max(7, rows / 3))
     }
 
-    var tableHeight: Int { max(1, screen.rows - 5 - 1 - panelHeight - 1) }
+    var tableHeight: Int { max(1, screen.rows - headerHeight - 1 - panelHeight - 1) }
 
     func draw() {
         screen.clear()
         let w = screen.cols
+        let table = tables.current
         status.filterText = filterEditing ?? table.filter.text
+        status.view = table.view
         status.sortKey = table.sortKey
         status.reversed = table.reversed
+        // The help covers the header's source lines when it needs the room.
+        let help = showHelp ? helpLines : []
+        let headerRoom = showHelp ? max(1, screen.rows - 2 - help.count) : Int.max
         var y = 0
         if let iv = lastInterval {
-            for (i, line) in TopRender.header(iv, status: status, processCount: table.allRows.count).enumerated() {
+            for (i, line) in TopRender.header(iv, status: status, processCount: table.processCount).enumerated()
+                where i < headerRoom {
                 screen.draw(y, 0, line, i == 0 ? .title : .normal)
                 y += 1
             }
         } else {
             screen.draw(0, 0, "ummutop - collecting the first \(Fmt.compact(status.intervalSeconds))s interval... (h for help, q to quit)", .title)
-            y = 4
+            y = headerHeight - 1
         }
         y += 1
         if showHelp {
-            drawHelp(from: y)
+            let top = min(y, headerRoom)
+            for (i, l) in help.enumerated() where top + i < screen.rows - 1 { screen.draw(top + i, 0, l) }
         } else {
-            let cols = TopColumn.fitting(w)
-            screen.draw(y, 0, TopColumn.headerLine(cols, sortedBy: table.sortKey), .tableHeader, fill: true)
+            headerHeight = y
+            screen.draw(y, 0, table.headerLine(width: w), .tableHeader, fill: true)
             y += 1
             let h = tableHeight
-            if let sel = table.selectedIndex {
+            let selected = table.selectedIndex
+            if let sel = selected {
                 if sel < scroll { scroll = sel }
                 if sel >= scroll + h { scroll = sel - h + 1 }
             }
-            scroll = max(0, min(scroll, max(0, table.rows.count - h)))
-            let visible = table.rows.dropFirst(scroll).prefix(h)
-            for r in visible {
-                screen.draw(y, 0, TopColumn.line(cols, r), r.pid == table.selectedPID ? .selected : .normal,
-                            fill: r.pid == table.selectedPID)
+            scroll = max(0, min(scroll, max(0, table.rowCount - h)))
+            for (i, line) in table.lines(width: w, from: scroll, count: h).enumerated() {
+                let isSelected = scroll + i == selected
+                screen.draw(y, 0, line, isSelected ? .selected : .normal, fill: isSelected)
                 y += 1
             }
-            if table.rows.isEmpty {
-                screen.draw(y, 0, table.filter.isEmpty ? "  (no process has used the devices in this interval)"
-                                                       : "  (no process matches the filter)", .dim)
+            if table.rowCount == 0 {
+                screen.draw(y, 0, "  " + emptyText(table), .dim)
             }
             if panelHeight > 0 { drawPanel(top: screen.rows - 1 - panelHeight, width: w) }
         }
@@ -233,25 +252,36 @@ final class TopView {
         screen.flush()
     }
 
+    func emptyText(_ table: any TopTableModel) -> String {
+        if !table.filter.isEmpty { return "(no process matches the filter)" }
+        if !table.view.isTraced(status.sources) {
+            return "(" + table.view.sources.map(\.rawValue).joined(separator: " and ") + " not traced: see the header, or "
+                + TopViewKind.allCases.filter { $0.isTraced(status.sources) }.map { String($0.key) }.joined(separator: "/")
+                + " for the traced views)"
+        }
+        return table.view.emptyText
+    }
+
     func drawPanel(top: Int, width: Int) {
-        let pid = table.selectedPID
+        let pid = tables.current.selectedPID
+        let view = tables.view
         let row = pid.flatMap { p in lastInterval?.processes.first { $0.pid == p } }
-        let who = pid.map { p in "pid \(p) \(row?.comm ?? "")" } ?? "all processes"
+        let who = pid.map { p in "pid \(p) \(Fmt.printable(row?.comm ?? ""))" } ?? "all processes"
         let title = screen.unicode ? "── " + who + " ── latency, last interval (↑/↓ select, a all) "
                                    : "-- " + who + " -- latency, last interval (up/down select, a all) "
         screen.draw(top, 0, title, .title)
-        let stall = (pid == nil ? lastInterval?.umem?.stallLatency : row?.umem?.stallLatency) ?? Histogram()
-        let service = (pid == nil ? lastInterval?.umem?.serviceLatency : row?.umem?.serviceLatency) ?? Histogram()
-        let histH = panelHeight - 1 - HistoryMetric.allCases.count
-        let half = max(20, (width - 2) / 2)
-        let left = TopRender.histogram(stall, title: "stall (fault -> done)", width: half, height: histH, unicode: screen.unicode)
-        let right = TopRender.histogram(service, title: "service (fault -> page written)", width: width - half - 2,
-                                        height: histH, unicode: screen.unicode)
-        for (i, l) in left.enumerated() where i < histH { screen.draw(top + 1 + i, 0, l) }
-        if width >= 60 {
-            for (i, l) in right.enumerated() where i < histH { screen.draw(top + 1 + i, half + 2, l) }
+        let hists = lastInterval.map { TopRender.panelHistograms($0, view: view, pid: pid) } ?? []
+        let metrics = HistoryMetric.shown(in: view)
+        let histH = panelHeight - 1 - metrics.count
+        let half = hists.count > 1 ? max(20, (width - 2) / 2) : width
+        for (n, h) in hists.prefix(2).enumerated() {
+            let x = n == 0 ? 0 : half + 2
+            if n > 0 && width < 60 { break }
+            let lines = TopRender.histogram(h.histogram, title: h.title, width: n == 0 ? half : width - half - 2,
+                                            height: histH, unicode: screen.unicode)
+            for (i, l) in lines.enumerated() where i < histH { screen.draw(top + 1 + i, x, l) }
         }
-        let spark = TopRender.sparklines(history, pid: pid, width: width, unicode: screen.unicode)
+        let spark = TopRender.sparklines(history, pid: pid, width: width, unicode: screen.unicode, view: view)
         for (i, l) in spark.enumerated() { screen.draw(top + 1 + histH + i, 0, l) }
     }
 
@@ -261,34 +291,34 @@ final class TopView {
             screen.draw(y, 0, "filter (pid or command; Enter keep, Esc cancel): " + text + "_", .footer, fill: true)
             return
         }
-        let sorts = TopSortKey.allCases.map { "\($0.key) \($0.label)" }.joined(separator: "  ")
-        let line = "q quit  p pause  +/- interval  / filter  h help  sort: " + sorts + "  < > R"
+        let sorts = tables.view.sortKeys.map { "\($0.key) \($0.label)" }.joined(separator: "  ")
+        let line = "q quit  p pause  +/- interval  / filter  h help  1-4 view  sort: " + sorts + "  < > R"
         screen.draw(y, 0, line, .footer, fill: true)
     }
 
-    func drawHelp(from top: Int) {
+    var helpLines: [String] {
+        let view = tables.view
         var lines = [
-            "ummutop: live view of ummunotify invalidations and umem fault service",
+            "ummutop: live view of MMU-notifier invalidations, userfaultfd and the ummunotify/umem drivers",
             "",
             "  q, F10      quit (the terminal is restored; Ctrl-C too)",
             "  p, space    pause / resume",
             "  + / -       refresh interval longer / shorter (now \(Fmt.compact(status.intervalSeconds))s)",
             "  / or f      filter by pid or command (comma-separated terms; Enter keeps, Esc cancels)",
-            "  up/down j/k select a process: the panel shows its latency histograms and history",
+            "  up/down j/k select a row: the panel shows its process's latency histograms and history",
             "  a, Home     select all processes again (Esc also clears the filter)",
+            "  " + TopViewKind.allCases.map { "\($0.key) \($0.rawValue)" }.joined(separator: "  ")
+                + "   views (Tab / Shift-Tab: next / previous)",
             "  < >         previous / next sort column;  R reverses the order",
+            "Sort keys of the \(view.rawValue) view (the same key again reverses):",
         ]
-        for k in TopSortKey.allCases { lines.append("  \(k.key)           sort by \(k.label)") }
-        lines += [
-            "",
-            "Columns: INVAL/s invalidations per second (UNMAP CLEAR PROTV PROTP OTHER by reason),",
-            "REGS registrations held, FAULT/s umem faults per second, SVC service latency (fault ->",
-            "page written by the server), STALL fault -> fault done, p50/p99; PEND pending requests.",
+        for k in view.sortKeys { lines.append("  \(k.key)           sort by \(k.label)") }
+        lines += [""] + view.columnHelp + [
             "bpf: ummutop's own BPF programs: ns per event and % of one CPU (kernel run statistics).",
             "",
             "Press any key to return.",
         ]
-        for (i, l) in lines.enumerated() where top + i < screen.rows - 1 { screen.draw(top + i, 0, l) }
+        return lines
     }
 }
 

@@ -6,17 +6,31 @@ import UmmuKit
 struct UmmuTop: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ummutop",
-        abstract: "Live per-process view of ummunotify invalidations and umem fault service.",
+        abstract: "Live per-process view of MMU-notifier invalidations, userfaultfd and the ummunotify/umem drivers.",
         discussion: """
+            Views (keys 1-4; Tab: the next one):
+              1 drivers       ummunotify invalidations, umem faults, per process
+              2 mmu_notifier  the stock kernel's MMU-notifier invalidations, per process
+              3 subscribers   per process and subscriber of its mm (kvm, ummunotify, ...)
+              4 userfaultfd   faults, their stall and the resolving ioctls, per process
             Keys: q quit, p pause, +/- interval, / or f filter, h help, up/down select,
-            sort: n pid, c command, i inval/s, r regs, u faults/s, v service p99,
-            s stall p99, w pending (again: reverse).
+            < > previous/next sort column, R reverse. Sort keys (again: reverse):
+              drivers       n pid, c command, i inval/s, r regs, u faults/s,
+                            v service p99, s stall p99, w pending
+              mmu_notifier  n pid, c command, i inval/s, o not-self/s,
+                            l callback p99, e release, y young/s
+              subscribers   n pid, c command, b subscriber, i inval/s, e release,
+                            y young/s
+              userfaultfd   n pid, c command, u faults/s, s stall p99, w waiting,
+                            o ops/s
             Examples:
               ummutop                 # full screen, refreshed every second
               ummutop -d 2 -s stall   # every 2 s, slowest stalls first
-              ummutop -b -n 5         # five plain-text snapshots (also when not a terminal)
+              ummutop -b -n 5         # five plain-text snapshots (also without a tty)
+              ummutop --view userfaultfd -s waiting    # the userfaultfd view first
+              ummutop -s young        # -s of one view only: starts in it (mmu_notifier)
               ummutop -f regcache     # only processes whose command contains "regcache"
-            Needs root (or CAP_BPF+CAP_PERFMON) and the drivers' modules loaded.
+            Needs root (or CAP_BPF+CAP_PERFMON); the drivers' view needs their modules.
             """
     )
 
@@ -29,8 +43,11 @@ struct UmmuTop: ParsableCommand {
     @Flag(name: .customShort("b"), help: "Batch mode: plain-text snapshots on stdout (the default when stdout is not a terminal).")
     var batch = false
 
-    @Option(name: .customShort("s"), help: ArgumentHelp("Sort by: pid, command, inval, regs, faults, service, stall, pending.", valueName: "KEY"))
-    var sort: String = "inval"
+    @Option(name: .customShort("s"), help: ArgumentHelp("Sort by a key of the starting view (a name, e.g. inval, stall, young, or a key letter above); a key only another view has starts in that view.", valueName: "KEY"))
+    var sort: String?
+
+    @Option(help: ArgumentHelp("Starting view: drivers, mmu_notifier, subscribers or userfaultfd (default: drivers when a driver is traced, else the first traced).", valueName: "VIEW"))
+    var view: String?
 
     @Option(name: .customShort("f"), help: ArgumentHelp("Show only processes whose pid starts with, or command contains, one of these comma-separated terms.", valueName: "TEXT"))
     var filter: String = ""
@@ -41,11 +58,21 @@ struct UmmuTop: ParsableCommand {
     @Option(name: .customShort("w"), help: ArgumentHelp("Batch mode line width (columns that do not fit are left out).", valueName: "COLS"))
     var width: Int = 512
 
-    @Flag(help: "Trace the ummunotify driver only.")
+    @Flag(help: "Source: the ummunotify driver's tracepoints. Source flags combine; without any, every available source is traced.")
     var ummunotify = false
 
-    @Flag(help: "Trace the umem driver only.")
+    @Flag(help: "Source: the umem driver's tracepoints.")
     var umem = false
+
+    @Flag(help: "Source: the stock kernel's MMU-notifier core (fentry; no module needed).")
+    var mmuNotifier = false
+
+    @Flag(help: "Source: the stock kernel's userfaultfd (fentry; no module needed).")
+    var userfaultfd = false
+
+    var pickedSources: (sources: [TraceSource], required: Bool) {
+        TraceSource.picked([.ummunotify: ummunotify, .umem: umem, .mmuNotifier: mmuNotifier, .userfaultfd: userfaultfd])
+    }
 
     @Flag(help: "Do not enable the kernel's BPF run-time statistics (no overhead figures).")
     var noBpfStats = false
@@ -59,8 +86,19 @@ struct UmmuTop: ParsableCommand {
     func validate() throws {
         if !(delay >= 0.1 && delay <= 3600) { throw ValidationError("-d must be between 0.1 and 3600 seconds") }
         if let count, count <= 0 { throw ValidationError("-n must be positive") }
-        if TopSortKey.parse(sort) == nil {
-            throw ValidationError("-s: unknown sort key '\(sort)' (pid, command, inval, regs, faults, service, stall, pending)")
+        var startView: TopViewKind?
+        if let view {
+            guard let v = TopViewKind.parse(view) else {
+                throw ValidationError("--view: unknown view '\(view)' (drivers, mmu_notifier, subscribers, userfaultfd)")
+            }
+            startView = v
+        }
+        if let sort {
+            let views = startView.map { [$0] } ?? TopViewKind.allCases
+            if !views.contains(where: { TopSortKey.parse(sort, in: $0) != nil }) {
+                throw ValidationError("-s: unknown sort key '\(sort)'; "
+                    + views.map { "\($0.rawValue): \($0.sortKeyList)" }.joined(separator: "; "))
+            }
         }
         if pid == 0 { throw ValidationError("-p needs a process id > 0") }
         if width < 20 { throw ValidationError("-w must be at least 20") }
@@ -97,16 +135,16 @@ struct UmmuTop: ParsableCommand {
             setLibbpfVerbose(verbose)
             try checkPrivileges()
             try checkBPFSupport()
-            let sides: [Side] = ummunotify == umem ? Side.allCases : (ummunotify ? [.ummunotify] : [.umem])
+            let (sources, required) = pickedSources
             // Run-time statistics cost a little on every BPF program, so
             // they are on only while ummutop runs (the guard's fd).
             stats = noBpfStats ? nil : try? BPFStatsGuard()
             status.bpfStats = stats != nil
-            let tracer = try Tracer(sides: sides, required: ummunotify != umem,
+            let tracer = try Tracer(sources: sources, required: required,
                                     options: LoadOptions(filterPID: pid ?? 0))
-            for (_, e) in tracer.absent.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
+            for line in tracer.unavailableLines(tool: "ummutop", verb: "showing") {
                 var err = OutputBuffer(fd: 2)
-                err.append("ummutop: \(e.message); showing \(tracer.sides.map(\.rawValue).joined(separator: " and ")) only\n")
+                err.append(line + "\n")
                 err.flush()
             }
             source = Source(tracer: tracer)
@@ -115,21 +153,24 @@ struct UmmuTop: ParsableCommand {
             source.detach()
             stats?.close()
         }
-        status.sides = source.sides
-        var table = TopTable(sortKey: TopSortKey.parse(sort) ?? .invalidations)
-        table.setFilter(filter)
+        status.sources = source.sources
+        // Validated: the view parses, and the sort key is one of its or of some view's.
+        let start = TopViewKind.start(view: view.flatMap(TopViewKind.parse), sort: sort, traced: source.sources)
+        let startView = start?.0 ?? TopViewKind.starting(for: source.sources)
+        status.view = startView
+        let tables = TopViewTables(view: startView, sortKey: start?.1, filter: filter)
         let signals = try SignalWatcher([SIGINT, SIGTERM, SIGHUP])
         if interactive {
-            let view = TopView(source: source, signalFD: signals.fd, status: status, table: table, maxRefreshes: count)
-            _ = try view.run()
+            let screen = TopView(source: source, signalFD: signals.fd, status: status, tables: tables, maxRefreshes: count)
+            _ = try screen.run()
         } else {
-            runBatch(source, signals, status, table)
+            runBatch(source, signals, status, tables)
         }
     }
 
     /// top -b: one snapshot per interval, until the count or a signal.
-    func runBatch(_ source: Source, _ signals: SignalWatcher, _ status: TopStatus, _ initial: TopTable) {
-        var table = initial
+    func runBatch(_ source: Source, _ signals: SignalWatcher, _ status: TopStatus, _ initial: TopViewTables) {
+        var tables = initial
         var out = OutputBuffer(fd: 1)
         var prev = source.snapshot()
         var printed = 0
@@ -138,8 +179,8 @@ struct UmmuTop: ParsableCommand {
             let cur = source.snapshot()
             let iv = Interval(from: prev, to: cur)
             prev = cur
-            table.update(iv)
-            out.append(TopRender.batch(iv, table: table, status: status, width: width))
+            tables.update(iv)
+            out.append(TopRender.batch(iv, table: tables.current, status: status, width: width))
             if !out.flush() { return }
             source.maintain()
             printed += 1

@@ -37,11 +37,21 @@ struct UmmuTrace: ParsableCommand {
     @Option(name: .customShort("p"), help: ArgumentHelp("Trace this process (tgid) only.", valueName: "PID"))
     var pid: UInt32?
 
-    @Flag(help: "Trace the ummunotify driver only.")
+    @Flag(help: "Source: the ummunotify driver's tracepoints. Source flags combine; without any, every available source is traced.")
     var ummunotify = false
 
-    @Flag(help: "Trace the umem driver only.")
+    @Flag(help: "Source: the umem driver's tracepoints.")
     var umem = false
+
+    @Flag(help: "Source: the stock kernel's MMU-notifier core (fentry; no module needed).")
+    var mmuNotifier = false
+
+    @Flag(help: "Source: the stock kernel's userfaultfd (fentry; no module needed).")
+    var userfaultfd = false
+
+    var pickedSources: (sources: [TraceSource], required: Bool) {
+        TraceSource.picked([.ummunotify: ummunotify, .umem: umem, .mmuNotifier: mmuNotifier, .userfaultfd: userfaultfd])
+    }
 
     @Flag(help: "Newline-delimited JSON on stdout.")
     var json = false
@@ -108,16 +118,16 @@ struct UmmuTrace: ParsableCommand {
         try checkPrivileges()
         try checkBPFSupport()
 
-        let sides: [Side] = ummunotify == umem ? Side.allCases : (ummunotify ? [.ummunotify] : [.umem])
+        let (sources, required) = pickedSources
         let options = LoadOptions(filterPID: pid ?? 0, events: events, ringBytes: ringKib * 1024)
         let stats = bpfStats || exporter != nil ? try BPFStatsGuard() : nil
         defer { stats?.close() }
-        let tracer = try Tracer(sides: sides, required: ummunotify != umem, options: options)
+        let tracer = try Tracer(sources: sources, required: required, options: options)
         defer { tracer.detach() }
         tracer.maxStartAgeNs = UInt64(maxAge * 1e9)
-        for (_, e) in tracer.absent.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
+        for line in tracer.unavailableLines(tool: "ummutrace") {
             var err = OutputBuffer(fd: 2)
-            err.append("ummutrace: \(e.message); tracing \(tracer.sides.map(\.rawValue).joined(separator: " and ")) only\n")
+            err.append(line + "\n")
             err.flush()
         }
         let signals = try SignalWatcher([SIGINT, SIGTERM, SIGHUP])
@@ -133,7 +143,7 @@ struct UmmuTrace: ParsableCommand {
 
     func runIntervals(_ tracer: Tracer, _ signals: SignalWatcher, _ out: inout OutputBuffer) throws {
         if !json {
-            out.append("Tracing \(tracer.sides.map(\.rawValue).joined(separator: " and "))"
+            out.append("Tracing \(tracer.sources.map(\.rawValue).joined(separator: ", "))"
                 + (pid.map { " for PID \($0)" } ?? "") + "... Hit Ctrl-C to end.\n")
             out.flush()
         }
@@ -186,7 +196,7 @@ struct UmmuTrace: ParsableCommand {
     }
 
     func runEvents(_ tracer: Tracer, _ signals: SignalWatcher, _ out: inout OutputBuffer) throws {
-        let objects = [tracer.ummunotify, tracer.umem].compactMap { $0 }
+        let objects = tracer.sources.compactMap { tracer.object($0) }
         let formatter = EventFormatter(style: json ? .json : .text, baseNs: monotonicNs(),
                                        milliseconds: milliseconds)
         var delivered: UInt64 = 0

@@ -219,6 +219,197 @@ struct PrometheusMetricsStateTests {
     }
 }
 
+/// The catalogue of docs/metrics.md ("Families" table) against the code.
+@Suite("PrometheusCatalogue")
+struct PrometheusCatalogueTests {
+    struct DocRow: Equatable {
+        var name: String
+        var type: String
+        var labels: Set<String>
+        var help: String
+    }
+
+    /// `s` without leading and trailing `chars` (no Foundation here).
+    static func trim(_ s: Substring, _ chars: Set<Character> = [" "]) -> String {
+        String(s.drop { chars.contains($0) }.reversed().drop { chars.contains($0) }.reversed())
+    }
+
+    /// Rows `| `name` | type | labels | unit | HELP |` of docs/metrics.md.
+    static func docRows() throws -> [DocRow] {
+        let file = "\(#filePath)"
+        guard let cut = file.firstRange(of: "/Tests/UmmuKitTests/") else {
+            Issue.record("cannot find the package root from \(file)")
+            return []
+        }
+        let text = try promReadFile(String(file[..<cut.lowerBound]) + "/docs/metrics.md")
+        var rows: [DocRow] = []
+        for line in text.split(separator: "\n") where line.hasPrefix("| `ummu_") {
+            let cells = line.split(separator: "|", omittingEmptySubsequences: false).map { trim($0) }
+            // "", name, type, labels, unit, help, ""
+            guard cells.count == 7 else {
+                Issue.record("docs/metrics.md: malformed row \(line)")
+                continue
+            }
+            rows.append(DocRow(name: trim(Substring(cells[1]), [" ", "`"]), type: cells[2],
+                               labels: Set(cells[3].split(separator: ",").map { trim($0) }.filter { !$0.isEmpty }),
+                               help: cells[5]))
+        }
+        return rows
+    }
+
+    /// Every family of the synthetic workload (every catalogue family has samples).
+    static func families() -> [PrometheusFamily] {
+        var st = UmmuMetricsState(config: UmmuMetricsConfig(topN: 3))
+        st.ingest(PrometheusSynthetic.interval(round: 1))
+        return st.families(now: 1)
+    }
+
+    @Test func docsListTheCatalogueInOrder() throws {
+        #expect(try Self.docRows().map(\.name) == UmmuMetricName.all)
+    }
+
+    @Test func docsTypeLabelsAndHelpMatchTheFamilies() throws {
+        let docs = Dictionary(try Self.docRows().map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        for f in Self.families() {
+            guard let d = docs[f.name] else {
+                Issue.record("family \(f.name) is not in docs/metrics.md")
+                continue
+            }
+            #expect(d.type == "\(f.type)", "\(f.name): docs type \(d.type), code \(f.type)")
+            #expect(d.help == f.help, "\(f.name): HELP differs:\n docs: \(d.help)\n code: \(f.help)")
+            let labels = Set(f.samples.flatMap { $0.labels.map { $0.name } })
+            #expect(d.labels == labels, "\(f.name): docs labels \(d.labels.sorted()), written \(labels.sorted())")
+        }
+    }
+}
+
+@Suite("PrometheusStockFamilies")
+struct PrometheusStockFamiliesTests {
+    typealias T = PrometheusMetricsStateTests
+
+    static func samples(_ fams: [PrometheusFamily], _ name: String, suffix: String = "") -> [PrometheusSample] {
+        fams.first { $0.name == name }?.samples.filter { $0.suffix == suffix } ?? []
+    }
+
+    static func pids(_ fams: [PrometheusFamily], _ name: String) -> Set<String> {
+        Set(samples(fams, name).compactMap { s in s.labels.first { $0.name == "pid" }?.value })
+    }
+
+    @Test func perProcessFamiliesShareTheTopNWithOther() {
+        var st = UmmuMetricsState(config: UmmuMetricsConfig(topN: 3))
+        for r in 1...3 { st.ingest(PrometheusSynthetic.interval(round: r)) }
+        let f = st.families(now: 3)
+        // The same three processes as the driver families, plus other.
+        let want: Set<String> = ["4103", "4104", "4105", "other"]
+        #expect(Self.pids(f, UmmuMetricName.invalidations) == want)
+        #expect(Self.pids(f, UmmuMetricName.mnInvalidations) == want)
+        #expect(Self.pids(f, UmmuMetricName.mnInvalidatedBytes) == want)
+        #expect(Self.pids(f, UmmuMetricName.mnCauses) == want)
+        #expect(Self.pids(f, UmmuMetricName.ufFaults) == want)
+        // Per process at most 9 reasons, 3 causes, 3 kinds.
+        #expect(Self.samples(f, UmmuMetricName.mnInvalidations).count <= 9 * 4)
+        #expect(Self.samples(f, UmmuMetricName.mnCauses).count <= 3 * 4)
+        #expect(Self.samples(f, UmmuMetricName.ufFaults).count <= 3 * 4)
+        // sum over the series == the totals: 3 rounds of (5 processes x 10k + 2 lost).
+        let all = Self.samples(f, UmmuMetricName.mnInvalidations).reduce(0) { $0 + $1.value }
+        #expect(all == 3 * (10 * 15 + 2))
+        let faults = Self.samples(f, UmmuMetricName.ufFaults).reduce(0) { $0 + $1.value }
+        #expect(faults == 3 * 12 * 15)
+    }
+
+    @Test func subscriberSeriesAreByNameWithoutPid() {
+        var st = UmmuMetricsState(config: UmmuMetricsConfig(topN: 3))
+        st.ingest(PrometheusSynthetic.interval(round: 1))
+        let subs = Self.samples(st.families(now: 1), UmmuMetricName.mnSubscriberInvalidations)
+        #expect(subs.allSatisfy { $0.labels.map { $0.name } == ["subscriber", "reason"] })
+        // Two ummunotify subscriptions (pids 4103, 4105) make one series per reason.
+        #expect(Set(subs.map { $0.labels[0].value }) == ["amdgpu", "kvm", "ummunotify"])
+        let unmaps = subs.first { $0.labels[0].value == "ummunotify" && $0.labels[1].value == "unmap" }?.value
+        #expect(unmaps == 48)
+        // Reasons without invalidations write no series.
+        #expect(!subs.contains { $0.labels[1].value == "soft_dirty" })
+    }
+
+    @Test func histogramsAreBySideAndKind() {
+        var st = UmmuMetricsState()
+        st.ingest(PrometheusSynthetic.interval(round: 1))
+        let f = st.families(now: 1)
+        let cb = Self.samples(f, UmmuMetricName.mnCallbacks, suffix: "_count")
+        #expect(cb.map { $0.labels.map { $0.value } } == [["start"], ["end"]])
+        #expect(cb.map(\.value) == [100, 100])
+        // Fixed bucket set: slots 0..36 and +Inf, per side.
+        #expect(Self.samples(f, UmmuMetricName.mnCallbacks, suffix: "_bucket").count == 2 * 38)
+        // Per subscriber whose callback is timed, by name, no pid.
+        let sub = Self.samples(f, UmmuMetricName.mnSubscriberCallbacks, suffix: "_count")
+        #expect(sub.map { $0.labels.map { $0.name + "=" + $0.value } } == [["subscriber=gru"], ["subscriber=kvm"]])
+        #expect(sub.map(\.value) == [40, 60])
+        #expect(Self.samples(f, UmmuMetricName.mnSubscriberCallbacks, suffix: "_bucket").count == 2 * 38)
+        let stall = Self.samples(f, UmmuMetricName.ufStall, suffix: "_count")
+        #expect(stall.map { $0.labels[0].value } == ["missing", "wp", "minor"])
+        let sum = Self.samples(f, UmmuMetricName.ufStall, suffix: "_sum")
+        let ns: UInt64 = 98 * 40_000 + 2 * 30_000_000
+        #expect(sum[0].value == Double(ns) / 1e9)
+    }
+
+    @Test func stockGaugesAndCountersWithoutActivity() {
+        // Both stock sources loaded, nothing happened: every label value of
+        // the fixed sets is written (0), per-process families only for other.
+        var st = UmmuMetricsState()
+        var iv = Interval(from: Snapshot(), to: Snapshot(mmuNotifier: MMUNotifierTotals(), userfaultfd: UserfaultfdTotals()))
+        iv.processes = []
+        st.ingest(iv)
+        let f = st.families(now: 1)
+        #expect(Self.samples(f, UmmuMetricName.ufOps).count == UffdOp.count)
+        #expect(Self.samples(f, UmmuMetricName.ufResolvedBytes).count == UffdOp.count)
+        #expect(Self.samples(f, UmmuMetricName.ufOutcomes).count == UffdOutcome.count)
+        #expect(Self.samples(f, UmmuMetricName.mnYoung).count == YoungKind.count)
+        #expect(Self.samples(f, UmmuMetricName.ufWaiting).map(\.value) == [0])
+        #expect(Self.samples(f, UmmuMetricName.ufFaults).map { $0.labels.map { $0.value } }
+            == [["missing", "other", "other"], ["wp", "other", "other"], ["minor", "other", "other"]])
+        #expect(Self.samples(f, UmmuMetricName.mnInvalidations).isEmpty)
+        #expect(!f.contains { $0.name == UmmuMetricName.invalidations })
+    }
+
+    /// A process seen only by the stock sources (a KVM guest's QEMU, a
+    /// post-copy destination) gets its own series like a driver user, and
+    /// keeps it while only the stock sources see it busy.
+    @Test func stockOnlyProcessIsAdmittedToTheTopN() {
+        var st = UmmuMetricsState(config: UmmuMetricsConfig(topN: 1, evictAfterIdleIntervals: 2))
+        st.ingest(PrometheusSynthetic.stuckInterval(round: 1))
+        var f = st.families(now: 1)
+        // One slot: the busier of the two (24 invalidations against 4 faults).
+        // (other has no MMU-notifier invalidations: no series for it.)
+        #expect(Self.pids(f, UmmuMetricName.mnInvalidations) == ["5201"])
+        #expect(Self.pids(f, UmmuMetricName.ufFaults) == ["other"])
+        // qemu-guest stays busy (MMU-notifier only): qemu-dest, idle
+        // after round 1, never takes its slot.
+        for r in 2...4 { st.ingest(PrometheusSynthetic.stuckInterval(round: r)) }
+        f = st.families(now: 4)
+        #expect(Self.pids(f, UmmuMetricName.mnInvalidations) == ["5201"])
+        let unmaps: Double? = Self.samples(f, UmmuMetricName.mnInvalidations).first { $0.labels[1].value == "5201" }?.value
+        #expect(unmaps == 80)  // 4 rounds x 20
+        // With two slots both are tracked.
+        st = UmmuMetricsState(config: UmmuMetricsConfig(topN: 2))
+        st.ingest(PrometheusSynthetic.stuckInterval(round: 1))
+        f = st.families(now: 1)
+        #expect(Self.pids(f, UmmuMetricName.ufFaults) == ["5202", "other"])
+    }
+
+    /// Two newcomers and one slot freed by a long-idle process: the busier
+    /// newcomer gets it. A process admitted in an interval used to count as
+    /// idle until credited, so the next, quieter candidate evicted it.
+    @Test func busiestNewcomerKeepsAFreedSlot() {
+        typealias T = PrometheusMetricsStateTests
+        var st = UmmuMetricsState(config: UmmuMetricsConfig(topN: 1))  // evict after 10 idle intervals
+        st.ingest(T.interval([T.row(1, "old", unmap: 5)]))
+        for _ in 2...11 { st.ingest(T.interval([])) }
+        st.ingest(T.interval([T.row(2, "busy", unmap: 50), T.row(3, "quiet", unmap: 5)]))
+        let f = st.families(now: 12)
+        #expect(T.value(f, UmmuMetricName.invalidations, ["pid": "2"]) == 50)
+        #expect(T.value(f, UmmuMetricName.invalidations, ["pid": "3"]) == nil)
+    }
+}
+
 @Suite("PrometheusFileWriter")
 struct PrometheusFileWriterTests {
     @Test func writesAndReplaces() throws {

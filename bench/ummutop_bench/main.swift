@@ -120,7 +120,7 @@ do {
     // The default map sizes hold 1,000 processes; bigger runs grow them.
     let sizes: [String: UInt32] = procs <= 1000 ? [:] : ["un_procs": UInt32(max(procs * 2, 1024)), "un_ctxs": UInt32(max(procs * 2, 1024)),
                  "um_procs": UInt32(max(procs * 2, 1024)), "um_areas": UInt32(max(procs * 2, 1024))]
-    let tracer = try Tracer(sides: Side.allCases, options: LoadOptions(mapSizes: sizes), attach: false)
+    let tracer = try Tracer(sources: TraceSource.allCases, options: LoadOptions(mapSizes: sizes), attach: false)
     guard fill(tracer) else {
         print("maps: could not fill the maps with \(procs) rows (map sizes?)")
         exit(1)

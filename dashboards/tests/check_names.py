@@ -68,6 +68,26 @@ def main():
                   "events per read", "fault rate", "service latency", "stall latency", "pending requests"]
         r.check("dashboard has the issue's panels", all(w in titles for w in wanted),
                 str([w for w in wanted if w not in titles]))
+        wanted = ["mmu-notifier invalidation rate by reason", "mmu-notifier invalidation rate by cause",
+                  "mmu-notifier invalidation rate by subscriber", "mmu-notifier callback time (start side)",
+                  "mmu-notifier callback time (end side)", "mmu-notifier callback time p50 / p99",
+                  "userfaultfd fault rate by kind", "userfaultfd stall p50 / p99 by kind",
+                  "userfaultfd waiting faults", "userfaultfd resolving ops by op",
+                  "userfaultfd resolved bytes by op"]
+        r.check("dashboard has the stock sources' panels", all(w in titles for w in wanted),
+                str([w for w in wanted if w not in titles]))
+        by_title = {p.get("title", "").lower(): [t.get("expr", "") for t in p.get("targets", [])] for p in panels}
+        cb = "ummu_mmu_notifier_callback_seconds_bucket"
+        r.check("callback heatmaps select one side each",
+                any('side="start"' in e and cb in e for e in by_title.get("mmu-notifier callback time (start side)", []))
+                and any('side="end"' in e and cb in e
+                        for e in by_title.get("mmu-notifier callback time (end side)", [])))
+        q = by_title.get("mmu-notifier callback time p50 / p99", [])
+        r.check("callback p50/p99 are by side",
+                len(q) == 2 and all("histogram_quantile" in e and "by (side, le)" in e for e in q), str(q))
+        q = by_title.get("userfaultfd stall p50 / p99 by kind", [])
+        r.check("userfaultfd stall p50/p99 are by kind",
+                len(q) == 2 and all("histogram_quantile" in e and "by (kind, le)" in e for e in q), str(q))
         heat = [p for p in panels if p.get("type") == "heatmap"]
         r.check("latency heatmaps read pre-bucketed series",
                 len(heat) >= 2 and all(t.get("format") == "heatmap" for p in heat for t in p["targets"]))
@@ -85,6 +105,9 @@ def main():
         r.check("dashboard uses only families the exporter writes", not unwritten, str(unwritten))
         r.check("dashboard uses the main families",
                 len(used) >= 12, f"uses {len(used)}: {sorted(used)}")
+        stock = sorted(n for n in docs if n.startswith(("ummu_mmu_notifier_", "ummu_userfaultfd_")))
+        r.check("dashboard uses every stock-source family", stock and set(stock) <= used,
+                str(sorted(set(stock) - used)))
 
     rules = rules_of(rules_path)
     r.check("rules file has alerts", any("alert" in x for _, x in rules))
@@ -97,6 +120,16 @@ def main():
     alerts = {x.get("alert") for _, x in rules}
     want = {"UmmuStallLatencyP99High", "UmmuEventsDropped", "UmmuExporterStale"}
     r.check("rules have the stall p99, dropped events and stale alerts", want <= alerts, str(alerts))
+    want = {"UmmuMMUNotifierCallbackP99High", "UmmuUserfaultfdStallP99High", "UmmuUserfaultfdFaultsStuck"}
+    r.check("rules have the callback p99, userfaultfd stall p99 and stuck-handler alerts", want <= alerts,
+            str(sorted(want - alerts)))
+    docs_text = open(docs_path, encoding="utf-8").read()
+    undocumented = sorted(a for a in alerts if a and f"| `{a}` |" not in docs_text)
+    r.check("every alert is in the alerts table of docs/metrics.md", not undocumented, str(undocumented))
+    bare = [x.get("alert") for _, x in rules if x.get("alert")
+            and not (x.get("labels", {}).get("severity") and x.get("annotations", {}).get("summary")
+                     and x.get("annotations", {}).get("description"))]
+    r.check("every alert has a severity, a summary and a description", not bare, str(bare))
     r.finish()
 
 

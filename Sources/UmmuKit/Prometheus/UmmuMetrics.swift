@@ -40,6 +40,21 @@ public enum UmmuMetricName {
     public static let stallLatency = "ummu_umem_stall_latency_seconds"
     public static let readOffsets = "ummu_umem_read_offsets"
     public static let pendingRequests = "ummu_umem_pending_requests"
+    public static let mnInvalidations = "ummu_mmu_notifier_invalidations_total"
+    public static let mnInvalidatedBytes = "ummu_mmu_notifier_invalidated_bytes_total"
+    public static let mnCauses = "ummu_mmu_notifier_invalidations_by_cause_total"
+    public static let mnSubscriberInvalidations = "ummu_mmu_notifier_subscriber_invalidations_total"
+    public static let mnCallbacks = "ummu_mmu_notifier_callback_seconds"
+    public static let mnSubscriberCallbacks = "ummu_mmu_notifier_subscriber_callback_seconds"
+    public static let mnFailed = "ummu_mmu_notifier_failed_total"
+    public static let mnReleases = "ummu_mmu_notifier_releases_total"
+    public static let mnYoung = "ummu_mmu_notifier_young_total"
+    public static let ufFaults = "ummu_userfaultfd_faults_total"
+    public static let ufOutcomes = "ummu_userfaultfd_fault_outcomes_total"
+    public static let ufStall = "ummu_userfaultfd_stall_seconds"
+    public static let ufOps = "ummu_userfaultfd_ops_total"
+    public static let ufResolvedBytes = "ummu_userfaultfd_resolved_bytes_total"
+    public static let ufWaiting = "ummu_userfaultfd_waiting_faults"
     public static let bpfRunTime = "ummu_bpf_run_time_seconds_total"
     public static let bpfRunCount = "ummu_bpf_run_count_total"
     public static let eventsDropped = "ummu_events_dropped_total"
@@ -50,6 +65,9 @@ public enum UmmuMetricName {
     public static let all: [String] = [
         invalidations, invalidatedBytes, reports, registrations, readEvents, invalidationSpan,
         faults, pagesServed, serviceLatency, stallLatency, readOffsets, pendingRequests,
+        mnInvalidations, mnInvalidatedBytes, mnCauses, mnSubscriberInvalidations, mnCallbacks,
+        mnSubscriberCallbacks, mnFailed,
+        mnReleases, mnYoung, ufFaults, ufOutcomes, ufStall, ufOps, ufResolvedBytes, ufWaiting,
         bpfRunTime, bpfRunCount, eventsDropped, mapOverflow, trackedProcesses, lastWrite,
     ]
 }
@@ -61,6 +79,8 @@ public let ummuOtherLabel = "other"
 public enum UmmuMapName {
     public static let ummunotify = ["un_procs", "un_ctxs"]
     public static let umem = ["um_procs", "um_areas", "um_pages", "um_stalls"]
+    public static let mmuNotifier = ["mn_procs", "mn_causes", "mn_subs"]
+    public static let userfaultfd = ["uf_procs"]
 }
 
 public struct UmmuMetricsConfig: Sendable {
@@ -89,6 +109,10 @@ public struct UmmuMetricsState: Sendable {
         var invalidatedBytes = [UInt64](repeating: 0, count: Reason.count)
         var faultsWaited: UInt64 = 0
         var faultsNoWait: UInt64 = 0
+        var mnInvalidations = [UInt64](repeating: 0, count: Reason.count)
+        var mnInvalidatedBytes = [UInt64](repeating: 0, count: Reason.count)
+        var mnByCause = [UInt64](repeating: 0, count: CauseKind.count)
+        var ufFaults = [UInt64](repeating: 0, count: UffdKind.count)
         var lastActive = 0
 
         mutating func add(_ r: ProcessRow) {
@@ -100,6 +124,23 @@ public struct UmmuMetricsState: Sendable {
                 let waited = min(u.faultsWaited, u.faults)
                 faultsWaited &+= waited
                 faultsNoWait &+= u.faults - waited
+            }
+            if let n = r.mmuNotifier {
+                for i in 0..<Reason.count {
+                    mnInvalidations[i] &+= n.invalidations[i]
+                    mnInvalidatedBytes[i] &+= n.invalidatedBytes[i]
+                }
+                for i in 0..<CauseKind.count { mnByCause[i] &+= n.byCause[i] }
+            }
+            if let u = r.userfaultfd {
+                for i in 0..<UffdKind.count { ufFaults[i] &+= u.faults[i] }
+            }
+        }
+
+        /// Adds what `total` has beyond `tracked` (the other processes).
+        mutating func addRest(of total: [UInt64], beyond tracked: [UInt64], into keyPath: WritableKeyPath<Series, [UInt64]>) {
+            for i in self[keyPath: keyPath].indices where i < total.count {
+                self[keyPath: keyPath][i] &+= UmmuMetricsState.monus(total[i], tracked[i])
             }
         }
     }
@@ -124,6 +165,22 @@ public struct UmmuMetricsState: Sendable {
     var umReadOffsets = Histogram()
     var umPending: UInt64 = 0
 
+    var mnSeen = false
+    var mnSubscribers: [String: [UInt64]] = [:]  // subscriber name -> invalidations by reason
+    var mnSubscriberCallbacks: [String: Histogram] = [:]  // subscriber name -> callback ns
+    var mnStart = Histogram()
+    var mnEnd = Histogram()
+    var mnFailed: UInt64 = 0
+    var mnReleases: UInt64 = 0
+    var mnYoung = [UInt64](repeating: 0, count: YoungKind.count)
+
+    var ufSeen = false
+    var ufOutcomes = [UInt64](repeating: 0, count: UffdOutcome.count)
+    var ufStall = [Histogram](repeating: Histogram(), count: UffdKind.count)
+    var ufOps = [UInt64](repeating: 0, count: UffdOp.count)
+    var ufOpBytes = [UInt64](repeating: 0, count: UffdOp.count)
+    var ufWaiting: UInt64 = 0
+
     var programs: [(name: String, stats: BPFRunStats)] = []
     var dropped: UInt64 = 0
     var overflow: [(map: String, count: UInt64)] = []
@@ -137,6 +194,7 @@ public struct UmmuMetricsState: Sendable {
 
     static func activity(_ r: ProcessRow) -> UInt64 {
         (r.ummunotify?.totalInvalidations ?? 0) &+ (r.umem?.faults ?? 0)
+            &+ (r.mmuNotifier?.totalInvalidations ?? 0) &+ (r.userfaultfd?.totalFaults ?? 0)
     }
 
     public mutating func ingest(_ iv: Interval) {
@@ -151,8 +209,12 @@ public struct UmmuMetricsState: Sendable {
             }
         for r in candidates {
             let k = ProcessKey(pid: r.pid, comm: r.comm)
+            // Admitted now counts as active now: a quieter candidate of the
+            // same interval must not evict it as idle.
+            var admitted = Series()
+            admitted.lastActive = interval
             if tracked.count < config.topN {
-                tracked[k] = Series()
+                tracked[k] = admitted
                 continue
             }
             guard config.topN > 0 else { break }
@@ -162,7 +224,7 @@ public struct UmmuMetricsState: Sendable {
                     : (a.key.pid != b.key.pid ? a.key.pid < b.key.pid : a.key.comm < b.key.comm)
             }) else { break }
             tracked[victim.key] = nil
-            tracked[k] = Series()
+            tracked[k] = admitted
         }
 
         // Credit tracked processes; the rest of the totals goes to other.
@@ -210,7 +272,40 @@ public struct UmmuMetricsState: Sendable {
             maps += [("um_procs", um.processOverflow), ("um_areas", um.areaOverflow),
                      ("um_pages", um.pageOverflow), ("um_stalls", um.stallOverflow)]
         }
-        for side in Side.allCases {
+        if let mn = iv.mmuNotifier {
+            mnSeen = true
+            other.addRest(of: mn.invalidations, beyond: trackedDelta.mnInvalidations, into: \.mnInvalidations)
+            other.addRest(of: mn.invalidatedBytes, beyond: trackedDelta.mnInvalidatedBytes, into: \.mnInvalidatedBytes)
+            other.addRest(of: mn.byCause, beyond: trackedDelta.mnByCause, into: \.mnByCause)
+            for e in iv.subscribers {
+                var v = mnSubscribers[e.row.name] ?? [UInt64](repeating: 0, count: Reason.count)
+                for i in 0..<Reason.count { v[i] &+= e.row.invalidations[i] }
+                mnSubscribers[e.row.name] = v
+            }
+            for c in iv.callbacks {
+                mnSubscriberCallbacks[c.name] = (mnSubscriberCallbacks[c.name] ?? Histogram()).adding(c.latency)
+            }
+            mnStart = mnStart.adding(mn.startLatency)
+            mnEnd = mnEnd.adding(mn.endLatency)
+            mnFailed &+= mn.failed
+            mnReleases &+= mn.releases
+            for i in 0..<YoungKind.count { mnYoung[i] &+= mn.young[i] }
+            maps += [("mn_procs", mn.processOverflow), ("mn_causes", mn.causeOverflow),
+                     ("mn_subs", mn.subscriberOverflow)]
+        }
+        if let uf = iv.userfaultfd {
+            ufSeen = true
+            other.addRest(of: uf.faults, beyond: trackedDelta.ufFaults, into: \.ufFaults)
+            for i in 0..<UffdOutcome.count { ufOutcomes[i] &+= uf.outcomes[i] }
+            for i in 0..<UffdKind.count { ufStall[i] = ufStall[i].adding(uf.stall[i]) }
+            for i in 0..<UffdOp.count {
+                ufOps[i] &+= uf.ops[i]
+                ufOpBytes[i] &+= uf.opBytes[i]
+            }
+            ufWaiting = uf.waiting
+            maps += [("uf_procs", uf.processOverflow)]
+        }
+        for side in TraceSource.allCases {
             guard let d = iv.bpf[side] else { continue }
             if let i = programs.firstIndex(where: { $0.name == side.rawValue }) {
                 programs[i].stats.runTimeNs &+= d.runTimeNs
@@ -309,6 +404,8 @@ public struct UmmuMetricsState: Sendable {
                 help: "Fault requests not yet handed to a server, all areas, at the end of the interval.",
                 type: .gauge, samples: [PrometheusSample(value: Double(umPending))]))
         }
+        if mnSeen { out += mmuNotifierFamilies(procs) }
+        if ufSeen { out += userfaultfdFamilies(procs) }
         out.append(PrometheusFamily(name: UmmuMetricName.bpfRunTime,
             help: "Time the kernel spent running each ummu BPF program (counted only while kernel.bpf_stats_enabled is on).",
             type: .counter, samples: programs.map { PrometheusSample(labels: [("prog", $0.name)], value: Double($0.stats.runTimeNs) / 1e9) }))

@@ -22,13 +22,61 @@ public struct RateSeries: Sendable, Equatable {
 /// The metrics the history keeps, for all processes and for each one.
 public enum HistoryMetric: Int, CaseIterable, Sendable {
     case invalidations, faults, stallP99
+    case mmuInvalidations, notSelf, callbackP99
+    case uffdFaults, uffdStallP99, uffdWaiting
 
     public var label: String {
         switch self {
-        case .invalidations: return "inval/s"
-        case .faults: return "faults/s"
-        case .stallP99: return "stall p99"
+        case .invalidations, .mmuInvalidations: return "inval/s"
+        case .faults, .uffdFaults: return "faults/s"
+        case .stallP99, .uffdStallP99: return "stall p99"
+        case .notSelf: return "not-self/s"
+        case .callbackP99: return "cb p99"
+        case .uffdWaiting: return "waiting"
         }
+    }
+
+    /// Nanoseconds (shown as a latency) rather than a rate or a count.
+    public var isLatency: Bool { self == .stallP99 || self == .callbackP99 || self == .uffdStallP99 }
+
+    /// The sparklines of a view's panel.
+    public static func shown(in view: TopViewKind) -> [HistoryMetric] {
+        switch view {
+        case .drivers: return [.invalidations, .faults, .stallP99]
+        case .mmuNotifier, .subscribers: return [.mmuInvalidations, .notSelf, .callbackP99]
+        case .userfaultfd: return [.uffdFaults, .uffdStallP99, .uffdWaiting]
+        }
+    }
+
+    /// The metrics of all processes over an interval, by `rawValue`.
+    static func totals(_ iv: Interval) -> [Double] {
+        let uffdStall = iv.userfaultfd.map { $0.stall.reduce(Histogram()) { $0.adding($1) } }
+        return [
+            iv.rate(iv.ummunotify?.totalInvalidations ?? 0),
+            iv.rate(iv.umem?.faults ?? 0),
+            iv.umem?.stallLatency.percentile(0.99) ?? 0,
+            iv.rate(iv.mmuNotifier?.totalInvalidations ?? 0),
+            iv.rate(iv.mmuNotifier.map { TopMMUNotifierRow.notSelf($0.byCause) } ?? 0),
+            iv.mmuNotifier?.startLatency.percentile(0.99) ?? 0,
+            iv.rate(iv.userfaultfd?.totalFaults ?? 0),
+            uffdStall?.percentile(0.99) ?? 0,
+            Double(iv.userfaultfd?.waiting ?? 0),
+        ]
+    }
+
+    /// The metrics of one process over an interval, by `rawValue`.
+    static func of(_ p: ProcessRow, in iv: Interval) -> [Double] {
+        [
+            iv.rate(p.ummunotify?.totalInvalidations ?? 0),
+            iv.rate(p.umem?.faults ?? 0),
+            p.umem?.stallLatency.percentile(0.99) ?? 0,
+            iv.rate(p.mmuNotifier?.totalInvalidations ?? 0),
+            iv.rate(p.mmuNotifier.map { TopMMUNotifierRow.notSelf($0.byCause) } ?? 0),
+            p.mmuNotifier?.startLatency.percentile(0.99) ?? 0,
+            iv.rate(p.userfaultfd?.totalFaults ?? 0),
+            p.userfaultfd?.stall.percentile(0.99) ?? 0,
+            Double(p.userfaultfd?.waiting ?? 0),
+        ]
     }
 }
 
@@ -47,32 +95,48 @@ public struct TopHistory: Sendable {
         all = HistoryMetric.allCases.map { _ in RateSeries(capacity: max(1, capacity)) }
     }
 
-    /// Adds one refresh: the totals and the table's rows (unfiltered).
-    public mutating func append(invalidationsPerSec: Double, faultsPerSec: Double, stallP99: Double?, rows: [TopRow]) {
+    /// Adds one refresh: every metric, of all processes and of each.
+    public mutating func append(_ iv: Interval) {
+        record(totals: HistoryMetric.totals(iv), processes: iv.processes.map { ($0.pid, HistoryMetric.of($0, in: iv)) })
+    }
+
+    /// Adds one refresh of the drivers' metrics only (the others record 0):
+    /// the totals and the drivers view's rows (unfiltered).
+    public mutating func append(invalidationsPerSec: Double, faultsPerSec: Double, stallP99: Double?, rows: [TopDriverRow]) {
+        func metrics(_ inval: Double, _ faults: Double, _ stall: Double?) -> [Double] {
+            var m = [Double](repeating: 0, count: HistoryMetric.allCases.count)
+            m[HistoryMetric.invalidations.rawValue] = inval
+            m[HistoryMetric.faults.rawValue] = faults
+            m[HistoryMetric.stallP99.rawValue] = stall ?? 0
+            return m
+        }
+        record(totals: metrics(invalidationsPerSec, faultsPerSec, stallP99),
+               processes: rows.map { ($0.pid, metrics($0.invalidationsPerSec, $0.faultsPerSec, $0.stallP99)) })
+    }
+
+    /// Values indexed by `HistoryMetric.rawValue` (missing ones record 0).
+    mutating func record(totals: [Double], processes: [(pid: UInt32, values: [Double])]) {
+        func value(_ v: [Double], _ m: HistoryMetric) -> Double { m.rawValue < v.count ? v[m.rawValue] : 0 }
         tick += 1
-        all[HistoryMetric.invalidations.rawValue].append(invalidationsPerSec)
-        all[HistoryMetric.faults.rawValue].append(faultsPerSec)
-        all[HistoryMetric.stallP99.rawValue].append(stallP99 ?? 0)
+        for m in HistoryMetric.allCases { all[m.rawValue].append(value(totals, m)) }
         var seen = Set<UInt32>()
-        for r in rows {
-            seen.insert(r.pid)
-            var s = perProcess[r.pid] ?? HistoryMetric.allCases.map { _ in RateSeries(capacity: capacity) }
-            s[HistoryMetric.invalidations.rawValue].append(r.invalidationsPerSec)
-            s[HistoryMetric.faults.rawValue].append(r.faultsPerSec)
-            s[HistoryMetric.stallP99.rawValue].append(r.stallP99 ?? 0)
-            perProcess[r.pid] = s
-            lastSeen[r.pid] = tick
+        let fresh = HistoryMetric.allCases.map { _ in RateSeries(capacity: capacity) }
+        for (pid, values) in processes {
+            seen.insert(pid)
+            // In place: no copy of the series.
+            for m in HistoryMetric.allCases { perProcess[pid, default: fresh][m.rawValue].append(value(values, m)) }
+            lastSeen[pid] = tick
         }
         // A process with no row this time had no activity: record zeros,
         // and forget it once its whole window is zeros.
-        for (pid, var s) in perProcess where !seen.contains(pid) {
+        let idle = perProcess.keys.filter { !seen.contains($0) }
+        for pid in idle {
             if tick - (lastSeen[pid] ?? 0) >= capacity {
                 perProcess[pid] = nil
                 lastSeen[pid] = nil
                 continue
             }
-            for m in HistoryMetric.allCases { s[m.rawValue].append(0) }
-            perProcess[pid] = s
+            for m in HistoryMetric.allCases { perProcess[pid]?[m.rawValue].append(0) }
         }
     }
 
