@@ -34,9 +34,16 @@ struct hlist_head {
 
 struct rb_node {
 	unsigned long __rb_parent_color;
+	struct rb_node *rb_right;
+	struct rb_node *rb_left;
+};
+
+struct rb_root {
+	struct rb_node *rb_node;
 };
 
 struct rb_root_cached {
+	struct rb_root rb_root;
 	struct rb_node *rb_leftmost;
 };
 
@@ -75,6 +82,10 @@ struct mmu_notifier_range {
 };
 
 struct mmu_notifier_ops {
+	void *release;
+	void *clear_flush_young;
+	void *clear_young;
+	void *test_young;
 	void *invalidate_range_start;
 	void *invalidate_range_end;
 };
@@ -88,6 +99,7 @@ struct interval_tree_node {
 	struct rb_node rb;
 	unsigned long start;
 	unsigned long last;	/* inclusive */
+	unsigned long __subtree_last;
 };
 
 struct mmu_interval_notifier_ops {
@@ -99,7 +111,12 @@ struct mmu_interval_notifier {
 	const struct mmu_interval_notifier_ops *ops;
 };
 
+struct vm_area_struct {
+	struct mm_struct *vm_mm;
+};
+
 struct vm_fault {
+	struct vm_area_struct *vma;
 	enum fault_flag flags;
 	unsigned long address;
 };
@@ -132,7 +149,7 @@ struct file {
 #define VM_FAULT_SIGBUS 0x2
 #define VM_FAULT_RETRY 0x400
 
-/* x86: TIF_SIGPENDING in thread_info.flags */
+/* x86 (the only target built): TIF_SIGPENDING in thread_info.flags */
 #define TIF_SIGPENDING 2
 
 #endif /* UMMU_KERNEL_TYPES_BPF_H */

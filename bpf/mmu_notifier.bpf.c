@@ -167,7 +167,7 @@ static __always_inline struct mn_proc *proc_row(__u32 owner, struct mm_struct *m
 }
 
 static __always_inline void sub_add(__u64 ops, __u64 callback_slot, __u32 owner,
-				    __u32 kind, enum mn_what what, __u32 r,
+				    __u32 kind, __u32 what, __u32 r,
 				    __u64 bytes, struct mn_totals *t)
 {
 	struct mn_sub_key key = { .ops = ops, .owner = owner, .kind = kind };
@@ -201,52 +201,134 @@ static __always_inline void sub_add(__u64 ops, __u64 callback_slot, __u32 owner,
 	}
 }
 
-/*
- * Bumps the row of every subscriber of mm; returns how many were found.
- * [start, end) decides whether the first interval notifier is involved
- * (release and aging pass the whole address space).
- */
-static __always_inline __u32 walk_subs(struct mm_struct *mm, __u32 owner,
-				       enum mn_what what, __u32 r, __u64 start,
-				       __u64 end, __u64 bytes, struct mn_totals *t)
+/* Fields of the interval_tree_node holding an rb_node. */
+static __always_inline __u64 itn_field(struct rb_node *rb, __u32 off)
 {
-	struct mmu_notifier_subscriptions *subs = mm->notifier_subscriptions;
-	struct hlist_node *node;
-	struct rb_node *first;
-	__u32 found = 0;
+	__u64 v = 0;
+
+	bpf_probe_read_kernel(&v, sizeof(v),
+			      (void *)rb - bpf_core_field_offset(struct interval_tree_node, rb) + off);
+	return v;
+}
+
+#define ITN_START bpf_core_field_offset(struct interval_tree_node, start)
+#define ITN_LAST bpf_core_field_offset(struct interval_tree_node, last)
+#define ITN_SUBTREE_LAST bpf_core_field_offset(struct interval_tree_node, __subtree_last)
+
+/* A red-black tree of n nodes is at most 2*log2(n + 1) deep. */
+#define MN_MAX_DESCENT 48
+
+/*
+ * The first interval of the mm's tree overlapping [start, last], by the
+ * kernel's own descent (interval_tree_iter_first): each node's
+ * __subtree_last bounds its subtree, so one path down the tree finds it.
+ */
+static __always_inline struct rb_node *itree_first(struct mmu_notifier_subscriptions *subs,
+						   __u64 start, __u64 last,
+						   struct mn_totals *t)
+{
+	struct rb_node *node = BPF_CORE_READ(subs, itree.rb_root.rb_node);
+	struct rb_node *left;
 	int i;
 
-	if (!subs)
+	if (!node || itn_field(node, ITN_SUBTREE_LAST) < start)
+		return NULL;
+#pragma clang loop unroll(disable)
+	for (i = 0; i < MN_MAX_DESCENT; i++) {
+		left = BPF_CORE_READ(node, rb_left);
+		if (left && itn_field(left, ITN_SUBTREE_LAST) >= start) {
+			node = left;
+			continue;
+		}
+		if (itn_field(node, ITN_START) > last)
+			return NULL;
+		if (itn_field(node, ITN_LAST) >= start)
+			return node;
+		node = BPF_CORE_READ(node, rb_right);
+		if (!node || itn_field(node, ITN_SUBTREE_LAST) < start)
+			return NULL;
+	}
+	t->walk_truncated++;
+	return NULL;
+}
+
+/*
+ * Bumps the row of every subscriber of mm the call reaches; returns how
+ * many. An invalidation reaches every classic subscriber and the first
+ * interval notifier overlapping [start, end) (the kernel calls every
+ * overlapping one; rows name the subscriber by the first one's ops). Release and
+ * aging reach only classic subscribers whose ops have the callback at
+ * `need` (an offset into the ops), as the kernel calls them.
+ */
+struct mn_walk {
+	__u64 mm;		/* struct mm_struct * */
+	__u64 start;
+	__u64 end;
+	__u64 bytes;
+	__u32 owner;
+	__u32 what;		/* enum mn_what */
+	__u32 r;
+	__u32 need;
+};
+
+__noinline int walk_subs(struct mn_walk *w)
+{
+	/*
+	 * A global function: the verifier checks it once, for any arguments,
+	 * not once per caller and path (which ran 6.1's verifier out of
+	 * room). Hence plain data in, and the totals looked up again.
+	 */
+	struct mmu_notifier_subscriptions *subs;
+	struct hlist_node *node;
+	struct mn_totals *t;
+	struct mm_struct *mm;
+	struct rb_node *hit;
+	__u64 start, end, bytes;
+	__u32 found = 0, owner, what, r, need;
+	int i;
+
+	if (!w)
+		return 0;
+	start = w->start;
+	end = w->end;
+	bytes = w->bytes;
+	owner = w->owner;
+	what = w->what;
+	r = w->r;
+	need = w->need;
+	mm = (struct mm_struct *)w->mm;
+	subs = BPF_CORE_READ(mm, notifier_subscriptions);
+	t = totals();
+	if (!subs || !t)
 		return 0;
 	node = BPF_CORE_READ(subs, list.first);
 	for (i = 0; i < MN_MAX_WALK && node; i++) {
 		struct mmu_notifier *sub = (void *)node -
 			bpf_core_field_offset(struct mmu_notifier, hlist);
 		const struct mmu_notifier_ops *ops = BPF_CORE_READ(sub, ops);
+		void *fn = NULL;
 
+		node = BPF_CORE_READ(node, next);
+		if (what != MN_WHAT_INVAL &&
+		    (bpf_probe_read_kernel(&fn, sizeof(fn), (void *)ops + need) || !fn))
+			continue;
 		sub_add((__u64)ops,
 			(__u64)ops + bpf_core_field_offset(struct mmu_notifier_ops,
 							   invalidate_range_start),
 			owner, MN_SUB_NOTIFIER, what, r, bytes, t);
 		found++;
-		node = BPF_CORE_READ(node, next);
 	}
 	if (node)
 		t->walk_truncated++;
-	if (!BPF_CORE_READ(subs, has_itree))
+	if (what != MN_WHAT_INVAL || !BPF_CORE_READ(subs, has_itree))
 		return found;
-	first = BPF_CORE_READ(subs, itree.rb_leftmost);
-	if (first) {
-		struct mmu_interval_notifier *in = (void *)first -
+	hit = itree_first(subs, start, end - 1, t);
+	if (hit) {
+		struct mmu_interval_notifier *in = (void *)hit -
 			bpf_core_field_offset(struct mmu_interval_notifier, interval_tree) -
 			bpf_core_field_offset(struct interval_tree_node, rb);
-		__u64 istart = BPF_CORE_READ(in, interval_tree.start);
-		__u64 ilast = BPF_CORE_READ(in, interval_tree.last);
-		const struct mmu_interval_notifier_ops *ops;
+		const struct mmu_interval_notifier_ops *ops = BPF_CORE_READ(in, ops);
 
-		if (what == MN_WHAT_INVAL && (istart >= end || ilast < start))
-			return found;
-		ops = BPF_CORE_READ(in, ops);
 		sub_add((__u64)ops,
 			(__u64)ops + bpf_core_field_offset(struct mmu_interval_notifier_ops,
 							   invalidate),
@@ -285,6 +367,7 @@ int BPF_PROG(mn_start_exit, struct mmu_notifier_range *range, int ret)
 	struct mm_struct *mm = range->mm;
 	struct mn_totals *t = totals();
 	struct mn_cause_key ck = {};
+	struct mn_walk walk = {};
 	struct mn_cause_val *cv;
 	struct mn_proc *p;
 	struct mn_task *s;
@@ -342,8 +425,11 @@ int BPF_PROG(mn_start_exit, struct mmu_notifier_range *range, int ret)
 		ck.owner = owner;
 		ck.kind = kind;
 		ck.reason = r;
-		if (kind != MN_CAUSE_SELF) {
+		if (kind == MN_CAUSE_OTHER) {
 			ck.cause_tgid = cur->tgid;
+			bpf_get_current_comm(ck.comm, sizeof(ck.comm));
+		} else if (kind == MN_CAUSE_KTHREAD) {
+			/* By name only: kworkers come and go, kswapd0 stays. */
 			bpf_get_current_comm(ck.comm, sizeof(ck.comm));
 		} else {
 			ck.cause_tgid = owner;
@@ -355,7 +441,14 @@ int BPF_PROG(mn_start_exit, struct mmu_notifier_range *range, int ret)
 			__sync_fetch_and_add(&cv->bytes, bytes);
 		}
 	}
-	nsubs = walk_subs(mm, owner, MN_WHAT_INVAL, r, start, end, bytes, t);
+	walk.mm = (__u64)mm;
+	walk.start = start;
+	walk.end = end;
+	walk.bytes = bytes;
+	walk.owner = owner;
+	walk.what = MN_WHAT_INVAL;
+	walk.r = r;
+	nsubs = walk_subs(&walk);
 	if (!nsubs)
 		t->no_subscriber++;
 	if (ummu_cfg.emit_events) {
@@ -413,6 +506,7 @@ int BPF_PROG(mn_end_exit, struct mmu_notifier_range *range)
 SEC("fentry/__mmu_notifier_release")
 int BPF_PROG(mn_release, struct mm_struct *mm)
 {
+	struct mn_walk walk = {};
 	struct task_struct *cur = bpf_get_current_task_btf();
 	struct mn_totals *t = totals();
 	struct mn_proc *p;
@@ -431,12 +525,18 @@ int BPF_PROG(mn_release, struct mm_struct *mm)
 		if (p)
 			__sync_fetch_and_add(&p->release, 1);
 	}
-	walk_subs(mm, owner, MN_WHAT_RELEASE, 0, 0, ~0ULL, 0, t);
+	walk.mm = (__u64)mm;
+	walk.end = ~0ULL;
+	walk.owner = owner;
+	walk.what = MN_WHAT_RELEASE;
+	walk.need = bpf_core_field_offset(struct mmu_notifier_ops, release);
+	walk_subs(&walk);
 	return 0;
 }
 
-static __always_inline int mn_young(struct mm_struct *mm, __u32 kind)
+static __always_inline int mn_young(struct mm_struct *mm, __u32 kind, __u32 need)
 {
+	struct mn_walk walk = {};
 	struct task_struct *cur = bpf_get_current_task_btf();
 	struct mn_totals *t = totals();
 	struct mn_proc *p;
@@ -455,24 +555,32 @@ static __always_inline int mn_young(struct mm_struct *mm, __u32 kind)
 		if (p)
 			__sync_fetch_and_add(&p->young, 1);
 	}
-	walk_subs(mm, owner, MN_WHAT_YOUNG, 0, 0, ~0ULL, 0, t);
+	walk.mm = (__u64)mm;
+	walk.end = ~0ULL;
+	walk.owner = owner;
+	walk.what = MN_WHAT_YOUNG;
+	walk.need = need;
+	walk_subs(&walk);
 	return 0;
 }
 
 SEC("fentry/__mmu_notifier_clear_flush_young")
 int BPF_PROG(mn_clear_flush_young, struct mm_struct *mm)
 {
-	return mn_young(mm, MN_YOUNG_CLEAR_FLUSH);
+	return mn_young(mm, MN_YOUNG_CLEAR_FLUSH,
+			bpf_core_field_offset(struct mmu_notifier_ops, clear_flush_young));
 }
 
 SEC("fentry/__mmu_notifier_clear_young")
 int BPF_PROG(mn_clear_young, struct mm_struct *mm)
 {
-	return mn_young(mm, MN_YOUNG_CLEAR);
+	return mn_young(mm, MN_YOUNG_CLEAR,
+			bpf_core_field_offset(struct mmu_notifier_ops, clear_young));
 }
 
 SEC("fentry/__mmu_notifier_test_young")
 int BPF_PROG(mn_test_young, struct mm_struct *mm)
 {
-	return mn_young(mm, MN_YOUNG_TEST);
+	return mn_young(mm, MN_YOUNG_TEST,
+			bpf_core_field_offset(struct mmu_notifier_ops, test_young));
 }

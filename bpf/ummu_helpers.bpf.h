@@ -18,6 +18,9 @@
 #ifndef EEXIST
 #define EEXIST 17
 #endif
+#ifndef EAGAIN
+#define EAGAIN 11
+#endif
 
 /* Set by user space before load; folds to constants in the verifier. */
 const volatile struct ummu_config ummu_cfg = {};

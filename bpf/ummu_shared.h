@@ -303,9 +303,9 @@ enum uf_kind {
 };
 
 enum uf_outcome {
-	UF_RESOLVED = 0,	/* waited and woke (the fault is retried and maps) */
+	UF_RESOLVED = 0,	/* any other return: woke, nothing to wait for, released */
 	UF_RETRIED = 1,		/* FAULT_FLAG_RETRY_NOWAIT: returned without waiting */
-	UF_SIGBUS = 2,		/* VM_FAULT_SIGBUS (no handler, released, SIGBUS mode) */
+	UF_SIGBUS = 2,		/* VM_FAULT_SIGBUS (no handler for a kernel fault, SIGBUS mode) */
 	UF_SIGNAL = 3,		/* woke with a signal pending */
 	UF_NR_OUTCOMES = 4,
 };

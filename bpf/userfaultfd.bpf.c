@@ -6,7 +6,9 @@
  *
  *   handle_userfault(vmf, reason)        entry: a fault by kind (missing,
  *       write-protect, minor); exit: its stall and outcome. Entries minus
- *       exits are the faults still waiting.
+ *       exits are the faults still waiting. Charged to the owner of the
+ *       faulting mm (vmf->vma->vm_mm), which is also the process a remote
+ *       fault (KVM's async page faults, process_vm_readv) is for.
  *   userfaultfd_ioctl(file, cmd, arg)    exit: the handler's resolving
  *       ioctls (COPY, ZEROPAGE, CONTINUE, WRITEPROTECT, MOVE, POISON) and
  *       the bytes each resolved, read back from the user's struct the
@@ -94,6 +96,16 @@ static __always_inline struct uf_proc *proc_row(__u32 tgid, struct task_struct *
 	return p;
 }
 
+/* The process whose memory faulted, and its task for the comm. */
+static __always_inline __u32 uf_owner(struct vm_fault *vmf, struct task_struct *cur,
+				      struct task_struct **who)
+{
+	struct task_struct *o = BPF_CORE_READ(vmf, vma, vm_mm, owner);
+
+	*who = o ? o : cur;
+	return o ? BPF_CORE_READ(o, tgid) : (__u32)cur->tgid;
+}
+
 static __always_inline __u32 uf_kind(unsigned long reason)
 {
 	if (reason & VM_UFFD_MISSING)
@@ -106,8 +118,8 @@ static __always_inline __u32 uf_kind(unsigned long reason)
 SEC("fentry/handle_userfault")
 int BPF_PROG(uf_fault_entry, struct vm_fault *vmf, unsigned long reason)
 {
-	struct task_struct *cur = bpf_get_current_task_btf();
-	__u32 tgid = cur->tgid, kind = uf_kind(reason);
+	struct task_struct *cur = bpf_get_current_task_btf(), *who;
+	__u32 tgid = uf_owner(vmf, cur, &who), kind = uf_kind(reason);
 	struct uf_totals *t = totals();
 	struct uf_task *s;
 	struct uf_proc *p;
@@ -130,8 +142,9 @@ int BPF_PROG(uf_fault_entry, struct vm_fault *vmf, unsigned long reason)
 	}
 	s->kind = kind;
 	s->ts = bpf_ktime_get_ns();
-	t->faults[kind]++;
-	p = proc_row(tgid, cur, t);
+	/* Atomic: fentry runs preemptible, and waiting = faults - outcomes. */
+	__sync_fetch_and_add(&t->faults[kind], 1);
+	p = proc_row(tgid, who, t);
 	if (p)
 		__sync_fetch_and_add(&p->faults[kind], 1);
 	return 0;
@@ -142,8 +155,8 @@ int BPF_PROG(uf_fault_exit, struct vm_fault *vmf, unsigned long reason,
 	     unsigned int ret)
 {
 	__u64 now = bpf_ktime_get_ns(), stall = 0;
-	struct task_struct *cur = bpf_get_current_task_btf();
-	__u32 tgid = cur->tgid, kind = uf_kind(reason), outcome, idx;
+	struct task_struct *cur = bpf_get_current_task_btf(), *who;
+	__u32 tgid = uf_owner(vmf, cur, &who), kind = uf_kind(reason), outcome, idx;
 	struct uf_totals *t = totals();
 	struct ummu_hist *h;
 	struct uf_task *s;
@@ -166,7 +179,7 @@ int BPF_PROG(uf_fault_exit, struct vm_fault *vmf, unsigned long reason,
 		outcome = UF_SIGNAL;
 	else
 		outcome = UF_RESOLVED;
-	t->outcomes[outcome]++;
+	__sync_fetch_and_add(&t->outcomes[outcome], 1);
 	idx = kind;
 	h = bpf_map_lookup_elem(&uf_hists, &idx);
 	if (h)
@@ -243,13 +256,21 @@ int BPF_PROG(uf_ioctl_exit, struct file *file, unsigned int cmd, unsigned long a
 		t->filtered++;
 		return 0;
 	}
-	bpf_probe_read_user(&start, sizeof(start), (void *)arg);
-	bpf_probe_read_user(&len, sizeof(len), (void *)(arg + l.len_off));
-	if (l.result_off >= 0)
-		bpf_probe_read_user(&done, sizeof(done), (void *)(arg + l.result_off));
+	/*
+	 * What was resolved follows from the return value: 0 is all of len;
+	 * -EAGAIN is partial, the count in the struct's result field; any
+	 * other error resolved nothing (early errors leave the user's result
+	 * field as it was, possibly a previous call's count).
+	 */
+	if (bpf_probe_read_user(&start, sizeof(start), (void *)arg) ||
+	    bpf_probe_read_user(&len, sizeof(len), (void *)(arg + l.len_off)))
+		len = 0;
+	if (ret == 0)
+		done = (__s64)len;
+	else if (ret == -EAGAIN && l.result_off >= 0 &&
+		 !bpf_probe_read_user(&done, sizeof(done), (void *)(arg + l.result_off)))
+		done = done < 0 ? 0 : (__u64)done > len ? (__s64)len : done;
 	else
-		done = ret == 0 ? (__s64)len : 0;
-	if (done < 0)
 		done = 0;
 	t->ops[l.op]++;
 	t->op_bytes[l.op] += done;

@@ -345,11 +345,13 @@ public final class BPFObject: @unchecked Sendable {
     static func stockLoadError(_ rc: Int32, id: BPFObjectID) -> UmmuError {
         let e = rc < 0 ? -rc : rc
         let detail = String(cString: ummu_libbpf_last_message())
+        // Under lockdown the refusal may be EPERM or, in confidentiality
+        // mode (no bpf_probe_read_kernel), the verifier's EINVAL.
+        if e == EPERM || e == EINVAL, let mode = lockdownMode() {
+            return UmmuError(.driverAbsent, "fentry refused: kernel lockdown (\(mode))")
+        }
         switch e {
         case EPERM:  // the verifier's refusals are EACCES or EINVAL, with a log
-            if let mode = lockdownMode() {
-                return UmmuError(.driverAbsent, "fentry refused: kernel lockdown (\(mode))")
-            }
             return UmmuError(.driverAbsent,
                 "fentry refused: \(UmmuError.errnoText(e)) although raw tracepoints load (kernel lockdown or a security module)")
         case ESRCH, ENOENT:
@@ -401,7 +403,7 @@ public final class BPFObject: @unchecked Sendable {
                     let driver = id == .umem ? "umem" : "ummunotify"
                     throw UmmuError(.driverAbsent,
                         "\(driver) not loaded (no tracepoint \(driver):\(p.tracepoint); modprobe \(driver))")
-                case EPERM, EACCES where p.isTrace:
+                case EPERM where p.isTrace, EACCES where p.isTrace:
                     throw UmmuError(.driverAbsent, "fentry refused: cannot attach to \(p.tracepoint): \(UmmuError.errnoText(e))")
                 case EPERM, EACCES:
                     throw UmmuError(.privileges, "attaching BPF programs needs root or CAP_BPF+CAP_PERFMON (try sudo)")

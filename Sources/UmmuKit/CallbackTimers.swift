@@ -40,7 +40,9 @@ final class CallbackTimers: @unchecked Sendable {
     private let options: LoadOptions
 
     init(options: LoadOptions) {
-        self.options = options
+        var o = options
+        o.events = false  // these copies never emit: the smallest ring buffer
+        self.options = o
     }
 
     /// Starts timing the callbacks at these addresses not seen before.

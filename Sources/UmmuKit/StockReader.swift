@@ -163,7 +163,12 @@ extension Tracer {
                 for pid in m.keys(as: UInt32.self) where gone(pid) { if m.delete(pid) { removed += 1 } }
             }
             if let m = try? o.map("mn_causes") {
-                for k in m.keys(as: CauseMapKey.self) where gone(k.owner) { if m.delete(k) { removed += 1 } }
+                // A cause row goes with its owner, or with the other
+                // process that caused it (kernel threads are keyed by name).
+                for k in m.keys(as: CauseMapKey.self)
+                where gone(k.owner) || (k.kind == MN_CAUSE_OTHER.rawValue && gone(k.causeTgid)) {
+                    if m.delete(k) { removed += 1 }
+                }
             }
             if let m = try? o.map("mn_subs") {
                 for k in m.keys(as: SubscriberMapKey.self) where gone(k.owner) { if m.delete(k) { removed += 1 } }

@@ -154,12 +154,7 @@ public final class Tracer: @unchecked Sendable {
         if let o = objects[.mmuNotifier] {
             snap.mmuNotifier = readMMUNotifier(o, into: &procs, subscribers: &snap.subscribers,
                                                causes: &snap.causes)
-            if let timers = callbackTimers {
-                snap.callbacks = timers.read()
-                // New subscribers are timed from the next snapshot on
-                // (loading takes a while; the rest was read before).
-                timers.add(Set(snap.subscribers.filter { !$0.key.interval }.map(\.value.callback)), symbols: symbols)
-            }
+            snap.callbacks = callbackTimers?.read() ?? [:]
         }
         if let o = objects[.userfaultfd] {
             snap.userfaultfd = readUserfaultfd(o, into: &procs)
@@ -172,6 +167,11 @@ public final class Tracer: @unchecked Sendable {
             procs[pid]?.comm = processName(pid)
         }
         snap.processes = procs
+        // New subscribers are timed from the next snapshot on. Loading
+        // takes a while (seconds under emulation), so only after every map
+        // of this snapshot has been read.
+        callbackTimers?.add(Set(snap.subscribers.filter { !$0.key.interval }.map(\.value.callback)),
+                            symbols: symbols)
         return snap
     }
 

@@ -23,6 +23,12 @@ struct StockTests {
                                             "fexit/userfaultfd_ioctl"])
     }
 
+    @Test func callbackTimerIsRetargetableAndItsLayoutMatches() throws {
+        let cb = try BPFObject.declarations(.mnCallback)
+        #expect(Set(cb.programs.values) == ["fentry", "fexit"])
+        #expect(cb.maps["cb_stats"]?.value == MemoryLayout<mn_cb>.size)
+    }
+
     @Test func mapLayoutsMatchTheSharedHeader() throws {
         let mn = try BPFObject.declarations(.mmuNotifier).maps
         #expect(mn["mn_totals"]?.value == MemoryLayout<mn_totals>.size)
@@ -61,8 +67,11 @@ struct StockTests {
                 #expect(e.message.contains("fentry refused"))
             }
         }
-        #expect(throws: UmmuError.self) {
-            _ = try Tracer(sources: [.userfaultfd], required: true, options: LoadOptions(mapSizes: ["um_pages": 4]))
+        // A map size for a map no loaded object has is a usage error (umem
+        // loads here, unattached).
+        #expect(throws: UmmuError(.usage, "no map named mn_nope in the loaded BPF objects")) {
+            _ = try Tracer(sources: [.umem], required: true, options: LoadOptions(mapSizes: ["mn_nope": 4]),
+                           attach: false)
         }
     }
 

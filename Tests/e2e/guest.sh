@@ -62,6 +62,12 @@ regcache --buffers 8 --rate 30 --duration 16 >/dev/null 2>&1 &
 rc_pid=$!
 postcopy --pages 256 --threads 2 --rate 40 --delay-us 2000 --push-ahead 10 --duration 16 >/dev/null 2>&1 &
 pc_pid=$!
+# The stock-kernel sources' families too: a ballooning VM and a userfaultfd
+# post-copy pair whose handler's delay keeps faults waiting.
+kvmchurn --pages 1024 --balloon --rate 50 >/dev/null 2>&1 &
+kvm_pid=$!
+uffdpair --missing 64 --loop --rate 40 --delay-ms 5 >/dev/null 2>&1 &
+uf_pid=$!
 begin live_series
 n=0
 while [ $n -lt 18 ]; do
@@ -72,6 +78,8 @@ while [ $n -lt 18 ]; do
 done
 end live_series 0
 wait $rc_pid $pc_pid
+kill -TERM $kvm_pid $uf_pid
+wait $kvm_pid $uf_pid
 kill -INT $tracer
 wait $tracer
 
@@ -103,3 +111,7 @@ insmod /lib/ummu/umem.ko
 begin umem_only
 ummutrace --json 0.5 1 2>&1
 end umem_only $?
+
+# The serial console may lose the last line when the guest powers off.
+echo "=== guest.sh done"
+sleep 1

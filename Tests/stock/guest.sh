@@ -116,3 +116,7 @@ end nodriver_lines $?
 begin nodriver_selected
 ummutrace --umem --json 0.5 1 2>&1
 end nodriver_selected $?
+
+# The serial console may lose the last line when the guest powers off.
+echo "=== guest.sh done"
+sleep 1
