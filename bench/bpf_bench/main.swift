@@ -8,8 +8,18 @@
 //     writes to /dev/null, from a ring buffer pre-filled by test runs.
 //
 // Run as root:  swift run -c release ummu-bpf-bench [events-per-program [rounds]]
+//
+//  3. `ummu-bpf-bench stock [options]`: the stock-kernel fentry/fexit programs
+//     on live KVM and userfaultfd workloads against a one-counter fentry
+//     baseline, and the workloads with the tracer attached vs detached. Needs
+//     a kernel that allows fentry (a guest: see bench/RESULTS.md and
+//     bench/bpf_bench/Stock.swift).
 import Glibc
 import UmmuKit
+
+if CommandLine.arguments.count > 1 && CommandLine.arguments[1] == "stock" {
+    exit(stockBench(Array(CommandLine.arguments.dropFirst(2))))
+}
 
 
 let perProgram = CommandLine.arguments.count > 1 ? Int(CommandLine.arguments[1]) ?? 200_000 : 200_000
