@@ -96,14 +96,17 @@ static __always_inline struct uf_proc *proc_row(__u32 tgid, struct task_struct *
 	return p;
 }
 
-/* The process whose memory faulted, and its task for the comm. */
+/*
+ * The process whose memory faulted, and its task for the comm. vmf is a
+ * BTF-typed argument: the chain is plain loads, not probe reads.
+ */
 static __always_inline __u32 uf_owner(struct vm_fault *vmf, struct task_struct *cur,
 				      struct task_struct **who)
 {
-	struct task_struct *o = BPF_CORE_READ(vmf, vma, vm_mm, owner);
+	struct task_struct *o = vmf->vma->vm_mm->owner;
 
 	*who = o ? o : cur;
-	return o ? BPF_CORE_READ(o, tgid) : (__u32)cur->tgid;
+	return o ? (__u32)o->tgid : (__u32)cur->tgid;
 }
 
 static __always_inline __u32 uf_kind(unsigned long reason)
