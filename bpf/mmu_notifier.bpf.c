@@ -452,7 +452,7 @@ int BPF_PROG(mn_start_exit, struct mmu_notifier_range *range, int ret)
 	if (!nsubs)
 		t->no_subscriber++;
 	if (ummu_cfg.emit_events) {
-		__u64 a[8] = { start, end, event, range->flags, kind, ck.cause_tgid,
+		__u64 a[8] = { start, end, event, range->flags, kind, (__u32)cur->tgid,
 			       nsubs, (__u64)(__s64)ret };
 
 		ummu_emit(UMMU_EV_MN_INVALIDATE, owner, a, 8, now, held);

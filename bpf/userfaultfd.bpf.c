@@ -31,6 +31,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define UFFDIO_NR_WRITEPROTECT 0x06
 #define UFFDIO_NR_CONTINUE 0x07
 #define UFFDIO_NR_POISON 0x08
+#define UFFDIO_WRITEPROTECT_MODE_WP (1ULL << 0)
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -53,11 +54,15 @@ struct {
 	__type(value, struct uf_proc);
 } uf_procs SEC(".maps");
 
-/* Entry time and kind of the thread's current fault (it sleeps). */
+/*
+ * The thread's current fault (it sleeps): entry time, kind and the process
+ * charged. The exit must not read vmf->vma again: handle_userfault() has
+ * dropped the lock that kept the VMA alive before it slept.
+ */
 struct uf_task {
 	__u64 ts;
 	__u32 kind;
-	__u32 pad;
+	__u32 tgid;
 };
 
 struct {
@@ -144,6 +149,7 @@ int BPF_PROG(uf_fault_entry, struct vm_fault *vmf, unsigned long reason)
 		return 0;
 	}
 	s->kind = kind;
+	s->tgid = tgid;
 	s->ts = bpf_ktime_get_ns();
 	/* Atomic: fentry runs preemptible, and waiting = faults - outcomes. */
 	__sync_fetch_and_add(&t->faults[kind], 1);
@@ -158,22 +164,24 @@ int BPF_PROG(uf_fault_exit, struct vm_fault *vmf, unsigned long reason,
 	     unsigned int ret)
 {
 	__u64 now = bpf_ktime_get_ns(), stall = 0;
-	struct task_struct *cur = bpf_get_current_task_btf(), *who;
-	__u32 tgid = uf_owner(vmf, cur, &who), kind = uf_kind(reason), outcome, idx;
+	struct task_struct *cur = bpf_get_current_task_btf();
+	__u32 tgid, kind, outcome, idx;
 	struct uf_totals *t = totals();
 	struct ummu_hist *h;
 	struct uf_task *s;
 	struct uf_proc *p;
 
-	if (!t || kind >= UF_NR_KINDS)
-		return 0;
-	if (ummu_filtered(tgid))
+	if (!t)
 		return 0;
 	s = bpf_task_storage_get(&uf_tasks, cur, 0, 0);
 	if (!s || !s->ts)
-		return 0;	/* entered before tracing began, or its start was lost */
+		return 0;	/* entered before tracing began, filtered, or lost */
 	stall = now - s->ts;
 	s->ts = 0;
+	tgid = s->tgid;
+	kind = s->kind;
+	if (kind >= UF_NR_KINDS)
+		return 0;
 	if (ret & VM_FAULT_SIGBUS)
 		outcome = UF_SIGBUS;
 	else if (vmf->flags & FAULT_FLAG_RETRY_NOWAIT)
@@ -243,7 +251,8 @@ int BPF_PROG(uf_ioctl_exit, struct file *file, unsigned int cmd, unsigned long a
 	struct uf_op_layout l;
 	struct uf_totals *t;
 	struct uf_proc *p;
-	__u64 len = 0, start = 0;
+	__u64 len = 0, start = 0, mode = 0;
+	bool protecting = false;
 	__s64 done = 0;
 	__u32 tgid;
 
@@ -268,23 +277,28 @@ int BPF_PROG(uf_ioctl_exit, struct file *file, unsigned int cmd, unsigned long a
 	if (bpf_probe_read_user(&start, sizeof(start), (void *)arg) ||
 	    bpf_probe_read_user(&len, sizeof(len), (void *)(arg + l.len_off)))
 		len = 0;
-	if (ret == 0)
+	if (l.op == UF_OP_WRITEPROTECT && !bpf_probe_read_user(&mode, sizeof(mode), (void *)(arg + 16)) &&
+	    (mode & UFFDIO_WRITEPROTECT_MODE_WP))
+		protecting = true;	/* arms protection: resolves nothing */
+	if (protecting)
+		done = 0;
+	else if (ret == 0)
 		done = (__s64)len;
 	else if (ret == -EAGAIN && l.result_off >= 0 &&
 		 !bpf_probe_read_user(&done, sizeof(done), (void *)(arg + l.result_off)))
 		done = done < 0 ? 0 : (__u64)done > len ? (__s64)len : done;
 	else
 		done = 0;
-	t->ops[l.op]++;
-	t->op_bytes[l.op] += done;
-	if (!done)
-		t->op_failed++;
+	__sync_fetch_and_add(&t->ops[l.op], 1);
+	__sync_fetch_and_add(&t->op_bytes[l.op], done);
+	if (!done && !protecting)
+		__sync_fetch_and_add(&t->op_failed, 1);
 	if (tgid) {
 		p = proc_row(tgid, owner, t);
 		if (p) {
 			__sync_fetch_and_add(&p->ops[l.op], 1);
 			__sync_fetch_and_add(&p->op_bytes[l.op], done);
-			if (!done)
+			if (!done && !protecting)
 				__sync_fetch_and_add(&p->op_failed, 1);
 		}
 	}

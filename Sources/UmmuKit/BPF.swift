@@ -345,9 +345,11 @@ public final class BPFObject: @unchecked Sendable {
     static func stockLoadError(_ rc: Int32, id: BPFObjectID) -> UmmuError {
         let e = rc < 0 ? -rc : rc
         let detail = String(cString: ummu_libbpf_last_message())
-        // Under lockdown the refusal may be EPERM or, in confidentiality
-        // mode (no bpf_probe_read_kernel), the verifier's EINVAL.
-        if e == EPERM || e == EINVAL, let mode = lockdownMode() {
+        // Under lockdown the refusal is EPERM or, in confidentiality mode
+        // (no bpf_probe_read_kernel), the verifier's EINVAL; an EINVAL under
+        // integrity mode (Debian's default with Secure Boot) is a verifier
+        // refusal like any other.
+        if let mode = lockdownMode(), e == EPERM || (e == EINVAL && mode == "confidentiality") {
             return UmmuError(.driverAbsent, "fentry refused: kernel lockdown (\(mode))")
         }
         switch e {

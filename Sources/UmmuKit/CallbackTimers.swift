@@ -45,15 +45,22 @@ final class CallbackTimers: @unchecked Sendable {
         self.options = o
     }
 
-    /// Starts timing the callbacks at these addresses not seen before.
-    func add(_ callbacks: Set<UInt64>, symbols: KernelSymbols) {
-        let new = callbacks.filter { $0 != 0 && timers[$0] == nil && untimed[$0] == nil }
+    /// Starts timing the callbacks at these addresses not seen before;
+    /// each maps to its ops' module (nil: built in).
+    func add(_ callbacks: [UInt64: String?], symbols: KernelSymbols) {
+        let new = callbacks.keys.filter { $0 != 0 && timers[$0] == nil && untimed[$0] == nil }
         guard !new.isEmpty else { return }
         let names = symbols.resolve(new)
         for address in new {
             // Unresolved now (kallsyms hidden or a fresh module): retried
             // on a later snapshot.
             guard let sym = names[address] else { continue }
+            // The walk reads a subscriber list that can be freed under it:
+            // a callback outside its ops' module is garbage, not a target.
+            guard sym.module == callbacks[address] ?? nil else {
+                untimed[address] = "\(sym.name): not in its ops' module"
+                continue
+            }
             do {
                 let o = try BPFObject(.mnCallback, options: options, attachTarget: sym.name)
                 try o.attach()

@@ -198,8 +198,10 @@ public struct SubscriberKey: Hashable, Sendable {
 public struct SubscriberRow: Sendable, Equatable {
     /// Module name ("kvm", "ummunotify") or, built in, the ops symbol.
     public var name: String = ""
-    /// The ops symbol, e.g. kvm_mmu_notifier_ops.
+    /// The ops symbol, e.g. kvm_mmu_notifier_ops, and its module (nil:
+    /// built in, or not resolved).
     public var symbol: String = ""
+    public var module: String?
     public var invalidations = [UInt64](repeating: 0, count: Reason.count)
     public var invalidatedBytes = [UInt64](repeating: 0, count: Reason.count)
     public var releases: UInt64 = 0

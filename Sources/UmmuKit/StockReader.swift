@@ -106,6 +106,7 @@ extension Tracer {
                 if let s = names[key.ops] {
                     row.name = s.subscriberName
                     row.symbol = s.name
+                    row.module = s.module
                 } else {
                     row.name = "unknown"
                     row.symbol = "0x" + String(key.ops, radix: 16)

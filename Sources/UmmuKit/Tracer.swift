@@ -170,8 +170,13 @@ public final class Tracer: @unchecked Sendable {
         // New subscribers are timed from the next snapshot on. Loading
         // takes a while (seconds under emulation), so only after every map
         // of this snapshot has been read.
-        callbackTimers?.add(Set(snap.subscribers.filter { !$0.key.interval }.map(\.value.callback)),
-                            symbols: symbols)
+        if let timers = callbackTimers {
+            var callbacks: [UInt64: String?] = [:]
+            for (key, row) in snap.subscribers where !key.interval {
+                callbacks[row.callback] = row.module
+            }
+            timers.add(callbacks, symbols: symbols)
+        }
         return snap
     }
 

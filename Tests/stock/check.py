@@ -139,7 +139,7 @@ def check_kvm(secs, validator):
         check("kvm_churn: all caused by the process itself",
               row.get("cause:self", 0) == row.get("total", -1) and row.get("total", 0) > 0, f"{dict(row)}")
         check("kvm_churn: one start-side callback time per invalidation",
-              row.get("start_samples") == row.get("total"), f"{row.get('start_samples')} vs {row.get('total')}")
+              row.get("total", 0) > 0 and row.get("start_samples") == row.get("total"), f"{row.get('start_samples')} vs {row.get('total')}")
         for reason, n in want.items():
             got = s.causes.get((pid, "self", "", reason), 0)
             check(f"kvm_churn: causes list self/{reason}", got >= n, f"got {got}")
@@ -183,9 +183,11 @@ def check_uffd(secs, validator):
     if not wl:
         return
     row = s.uf.get(wl["pid_client"], {})
-    for kind, key in (("missing", "missing"), ("wp", "wp"), ("minor", "minor")):
-        check(f"uffd_pair: {kind} faults = what the server read", row.get(kind) == wl["faults"][key],
-              f"got {row.get(kind)} want {wl['faults'][key]}")
+    asked = {"missing": 64, "wp": 32, "minor": 32}  # Tests/stock/guest.sh
+    for kind, n in asked.items():
+        check(f"uffd_pair: {kind} faults = what the server read, at least the {n} touched",
+              row.get(kind) == wl["faults"][kind] and wl["faults"][kind] >= n,
+              f"got {row.get(kind)} server read {wl['faults'][kind]}")
     faults = sum(wl["faults"].values())
     check("uffd_pair: every fault returned resolved", row.get("outcome:resolved") == faults,
           f"{ {k: v for k, v in row.items() if k.startswith('outcome:')} }")
@@ -205,6 +207,9 @@ def check_uffd(secs, validator):
     wp = io["wp_unprotect"] + io["wp_protect"]
     check("uffd_pair: UFFDIO_WRITEPROTECT count (protect and resolve)", row.get("op:writeprotect") == wp,
           f"{row.get('op:writeprotect')} vs {wp}")
+    check("uffd_pair: UFFDIO_WRITEPROTECT bytes: the un-protecting calls only",
+          row.get("bytes:writeprotect") == (io["wp_unprotect"] - dup["wp"]) * PAGE,
+          f"{row.get('bytes:writeprotect')}")
     check("uffd_pair: UFFDIO_CONTINUE count", row.get("op:continue") == io["continue"],
           f"{row.get('op:continue')} vs {io['continue']}")
     check("uffd_pair: UFFDIO_CONTINUE bytes", row.get("bytes:continue") == (io["continue"] - dup["minor"]) * PAGE,
@@ -260,7 +265,8 @@ def check_selftests(secs, validator):
     fails = [line for line in body.splitlines() if re.match(r"^=== .*: FAIL", line)]
     check("selftests: no test failed", not fails, "; ".join(fails))
     want = selftest_counts(body)
-    check("selftests: they reported faults", sum(want.values()) > 0, body[-500:])
+    check("selftests: they reported missing and wp faults", want["missing"] > 0 and want["wp"] > 0,
+          body[-500:])
     for kind in ("missing", "wp", "minor"):
         got = s.total["uf:" + kind]
         check(f"selftests: traced {kind} faults >= the {want[kind]} the tests counted", got >= want[kind],

@@ -34,6 +34,11 @@ rm -f /tmp/kvm.ready
 # then marks the slot MADV_HUGEPAGE, which hands the mm to khugepaged.
 echo madvise >/sys/kernel/mm/transparent_hugepage/enabled
 echo 100 >/sys/kernel/mm/transparent_hugepage/khugepaged/scan_sleep_millisecs
+# After a failed huge page allocation khugepaged sleeps 60 s by default:
+# retry soon, and compact free memory first (before the VM exists, so
+# the compaction invalidates none of its pages).
+echo 100 >/sys/kernel/mm/transparent_hugepage/khugepaged/alloc_sleep_millisecs
+echo 1 >/proc/sys/vm/compact_memory
 collapsed0=$(awk '/^thp_collapse_alloc /{print $2}' /proc/vmstat)
 kvmchurn --pages 2048 --thp --hold 60 --ready-file /tmp/kvm.ready >/tmp/kvm_hold.out 2>&1 &
 holder=$!
@@ -45,7 +50,7 @@ while [ $i -lt 7 ]; do
 	i=$((i + 1))
 done
 i=0
-while [ $i -lt 200 ]; do	# at most 20 s for khugepaged
+while [ $i -lt 400 ]; do	# at most 40 s for khugepaged
 	c=$(awk '/^thp_collapse_alloc /{print $2}' /proc/vmstat)
 	[ "$c" -gt "$collapsed0" ] && break
 	sleep 0.1
