@@ -45,15 +45,17 @@ holder=$!
 wait_nonempty /tmp/kvm.ready
 hold_pid=$(cat /tmp/kvm.ready)
 i=0
-while [ $i -lt 7 ]; do
-	sh -c "echo 4 >/proc/$hold_pid/clear_refs"
-	i=$((i + 1))
-done
-i=0
 while [ $i -lt 400 ]; do	# at most 40 s for khugepaged
 	c=$(awk '/^thp_collapse_alloc /{print $2}' /proc/vmstat)
 	[ "$c" -gt "$collapsed0" ] && break
 	sleep 0.1
+	i=$((i + 1))
+done
+# Soft-dirty clearing write-protects the PTEs, and khugepaged does not
+# collapse read-only ones: the clear_refs writes come after the collapse.
+i=0
+while [ $i -lt 7 ]; do
+	sh -c "echo 4 >/proc/$hold_pid/clear_refs"
 	i=$((i + 1))
 done
 begin kvm_external
