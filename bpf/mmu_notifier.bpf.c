@@ -338,16 +338,6 @@ __noinline int walk_subs(struct mn_walk *w)
 	return found;
 }
 
-/* Same clipping as the ummunotify program: whole-mm clears count 0 bytes. */
-static __always_inline __u64 mn_span_bytes(__u64 start, __u64 end)
-{
-	if (end == ~0ULL || end <= start)
-		return 0;
-	if (end > UMMU_USER_ADDR_END)
-		end = UMMU_USER_ADDR_END;
-	return end > start ? end - start : 0;
-}
-
 SEC("fentry/__mmu_notifier_invalidate_range_start")
 int BPF_PROG(mn_start_entry, struct mmu_notifier_range *range)
 {
@@ -393,7 +383,7 @@ int BPF_PROG(mn_start_exit, struct mmu_notifier_range *range, int ret)
 	} else {
 		t->start_lost++;
 	}
-	bytes = mn_span_bytes(start, end);
+	bytes = ummu_span_bytes(start, end);
 	add_at(t->inval, r, 1);
 	add_at(t->bytes, r, bytes);
 	if (kind < MN_NR_CAUSES)

@@ -82,6 +82,20 @@ static __always_inline void ummu_hist_add_atomic(struct ummu_hist *h, __u64 v)
 	__sync_fetch_and_add(&h->sum, v);
 }
 
+/*
+ * Bytes of an invalidated span. The whole-mm soft-dirty clear reports
+ * [0, 2^64-1): not a span of memory, it counts 0 bytes (its invalidation
+ * still counts). Other spans are clipped at 2^57, above any user address.
+ */
+static __always_inline __u64 ummu_span_bytes(__u64 start, __u64 end)
+{
+	if (end == ~0ULL || end <= start)
+		return 0;
+	if (end > UMMU_USER_ADDR_END)
+		end = UMMU_USER_ADDR_END;
+	return end > start ? end - start : 0;
+}
+
 static __always_inline bool ummu_filtered(__u32 tgid)
 {
 	return ummu_cfg.filter_tgid && ummu_cfg.filter_tgid != tgid;

@@ -49,20 +49,6 @@ struct {
 
 static const struct un_proc un_proc_zero;
 
-/*
- * Bytes of an invalidated span. The whole-mm soft-dirty clear reports
- * [0, 2^64-1): not a span of memory, it counts 0 bytes (its invalidation
- * still counts). Other spans are clipped at 2^57, above any user address.
- */
-static __always_inline __u64 un_span_bytes(__u64 start, __u64 end)
-{
-	if (end == ~0ULL || end <= start)
-		return 0;
-	if (end > UMMU_USER_ADDR_END)
-		end = UMMU_USER_ADDR_END;
-	return end > start ? end - start : 0;
-}
-
 static const struct un_ctx un_ctx_zero;
 
 static __always_inline struct un_totals *totals(void)
@@ -106,7 +92,7 @@ int BPF_PROG(un_notify, __u64 ctx_id, __u64 tgid64, __u64 start, __u64 end,
 	     __u64 reason, __u64 hits, __u64 queued, __u64 generation)
 {
 	__u32 tgid = (__u32)tgid64;
-	__u64 bytes = un_span_bytes(start, end);
+	__u64 bytes = ummu_span_bytes(start, end);
 	__u64 merged = hits > queued ? hits - queued : 0;
 	struct un_totals *t = totals();
 	struct ummu_hist *h;
