@@ -180,6 +180,17 @@ public struct BPFMap: @unchecked Sendable {
         for k in keys(as: K.self) { delete(k) }
     }
 
+    /// Element `index` of an array of all-u64 structs, summed over CPUs;
+    /// nil when absent.
+    func summed<V: BitwiseCopyable>(at index: UInt32, as: V.Type) -> V? {
+        sumWords(lookup(index, as: V.self) ?? [])
+    }
+
+    /// A histogram element of an array map, summed over CPUs (empty when absent).
+    func histogram(at index: UInt32) -> Histogram {
+        summed(at: index, as: ummu_hist.self).map(Histogram.init) ?? Histogram()
+    }
+
     /// Sum over CPUs of a per-CPU u64 array element.
     public func sumU64(at index: UInt32) -> UInt64 {
         (lookup(index, as: UInt64.self) ?? []).reduce(0, &+)
@@ -376,6 +387,13 @@ public final class BPFObject: @unchecked Sendable {
             throw UmmuError(.bpf, "no program \(name) in the \(id) BPF object")
         }
         return p
+    }
+
+    /// The one element of a per-CPU totals array, summed over CPUs; nil
+    /// when the map is missing or its layout is not V's.
+    func totals<V: BitwiseCopyable>(_ name: String, as: V.Type) -> V? {
+        guard let m = try? map(name), (try? m.check(UInt32.self, V.self)) != nil else { return nil }
+        return m.summed(at: 0, as: V.self)
     }
 
     public func hasMap(_ name: String) -> Bool { bpf_object__find_map_by_name(obj, name) != nil }

@@ -78,8 +78,7 @@ final class CallbackTimers: @unchecked Sendable {
         var out: [String: SubscriberCallback] = [:]
         for t in timers.values {
             var c = SubscriberCallback(name: t.name, function: t.function)
-            if let m = try? t.object.map("cb_stats"), (try? m.check(UInt32.self, mn_cb.self)) != nil,
-               let v = sumWords(m.lookup(UInt32(0), as: mn_cb.self) ?? []) {
+            if let v = t.object.totals("cb_stats", as: mn_cb.self) {
                 c.latency = Histogram(v.start_ns)
                 c.failed = v.failed
             }

@@ -26,12 +26,7 @@ public enum JSONRenderer {
         return o.text
     }
 
-    static func byReason(_ v: [UInt64]) -> String {
-        var o = Obj()
-        o.add("total", v.reduce(0, &+))
-        for r in Reason.allCases { o.add(r.name, r.rawValue < v.count ? v[r.rawValue] : 0) }
-        return o.text
-    }
+    static func byReason(_ v: [UInt64]) -> String { counts(v, Reason.self) }
 
     static func ummunotify(_ t: UmmunotifyTotals) -> String {
         var o = Obj()

@@ -35,8 +35,7 @@ extension Tracer {
                          subscribers: inout [SubscriberKey: SubscriberRow],
                          causes: inout [CauseKey: CauseCounts]) -> MMUNotifierTotals {
         var t = MMUNotifierTotals()
-        if let m = try? o.map("mn_totals"), (try? m.check(UInt32.self, mn_totals.self)) != nil,
-           let v = sumWords(m.lookup(UInt32(0), as: mn_totals.self) ?? []) {
+        if let v = o.totals("mn_totals", as: mn_totals.self) {
             t.invalidations = cArray(v.inval, count: Reason.count)
             t.invalidatedBytes = cArray(v.bytes, count: Reason.count)
             t.byCause = cArray(v.by_cause, count: CauseKind.count)
@@ -54,12 +53,9 @@ extension Tracer {
             t.filtered = v.filtered
         }
         if let m = try? o.map("mn_hists") {
-            func h(_ i: mn_hist_index) -> Histogram {
-                sumWords(m.lookup(UInt32(i.rawValue), as: ummu_hist.self) ?? []).map(Histogram.init) ?? Histogram()
-            }
-            t.startLatency = h(MN_HIST_START)
-            t.endLatency = h(MN_HIST_END)
-            t.spanBytes = h(MN_HIST_SPAN)
+            t.startLatency = m.histogram(at: UInt32(MN_HIST_START.rawValue))
+            t.endLatency = m.histogram(at: UInt32(MN_HIST_END.rawValue))
+            t.spanBytes = m.histogram(at: UInt32(MN_HIST_SPAN.rawValue))
         }
         if let m = try? o.map("mn_procs"), (try? m.check(UInt32.self, mn_proc.self)) != nil {
             for pid in m.keys(as: UInt32.self) {
@@ -119,8 +115,7 @@ extension Tracer {
 
     func readUserfaultfd(_ o: BPFObject, into procs: inout [UInt32: ProcessRow]) -> UserfaultfdTotals {
         var t = UserfaultfdTotals()
-        if let m = try? o.map("uf_totals"), (try? m.check(UInt32.self, uf_totals.self)) != nil,
-           let v = sumWords(m.lookup(UInt32(0), as: uf_totals.self) ?? []) {
+        if let v = o.totals("uf_totals", as: uf_totals.self) {
             t.faults = cArray(v.faults, count: UffdKind.count)
             t.outcomes = cArray(v.outcomes, count: UffdOutcome.count)
             t.ops = cArray(v.ops, count: UffdOp.count)
@@ -132,9 +127,7 @@ extension Tracer {
             t.waiting = waitingFaults(t.faults, t.outcomes)
         }
         if let m = try? o.map("uf_hists") {
-            t.stall = UffdKind.allCases.map { k in
-                sumWords(m.lookup(UInt32(k.rawValue), as: ummu_hist.self) ?? []).map(Histogram.init) ?? Histogram()
-            }
+            t.stall = UffdKind.allCases.map { m.histogram(at: UInt32($0.rawValue)) }
         }
         if let m = try? o.map("uf_procs"), (try? m.check(UInt32.self, uf_proc.self)) != nil {
             for pid in m.keys(as: UInt32.self) {

@@ -190,8 +190,7 @@ public final class Tracer: @unchecked Sendable {
 
     func readUmmunotify(_ o: BPFObject, into procs: inout [UInt32: ProcessRow]) -> UmmunotifyTotals {
         var t = UmmunotifyTotals()
-        if let m = try? o.map("un_totals"), (try? m.check(UInt32.self, un_totals.self)) != nil,
-           let v = sumWords(m.lookup(UInt32(0), as: un_totals.self) ?? []) {
+        if let v = o.totals("un_totals", as: un_totals.self) {
             t.invalidations = cArray(v.inval, count: Reason.count)
             t.invalidatedBytes = cArray(v.bytes, count: Reason.count)
             t.notifyNoHit = v.notify_nohit
@@ -206,8 +205,8 @@ public final class Tracer: @unchecked Sendable {
             t.filtered = v.filtered
         }
         if let m = try? o.map("un_hists") {
-            t.spanBytes = sumWords(m.lookup(UInt32(UN_HIST_SPAN.rawValue), as: ummu_hist.self) ?? []).map(Histogram.init) ?? Histogram()
-            t.readBatch = sumWords(m.lookup(UInt32(UN_HIST_READ_BATCH.rawValue), as: ummu_hist.self) ?? []).map(Histogram.init) ?? Histogram()
+            t.spanBytes = m.histogram(at: UInt32(UN_HIST_SPAN.rawValue))
+            t.readBatch = m.histogram(at: UInt32(UN_HIST_READ_BATCH.rawValue))
         }
         if let m = try? o.map("un_procs"), (try? m.check(UInt32.self, un_proc.self)) != nil {
             for pid in m.keys(as: UInt32.self) {
@@ -250,8 +249,7 @@ public final class Tracer: @unchecked Sendable {
 
     func readUmem(_ o: BPFObject, into procs: inout [UInt32: ProcessRow]) -> UmemTotals {
         var t = UmemTotals()
-        if let m = try? o.map("um_totals"), (try? m.check(UInt32.self, um_totals.self)) != nil,
-           let v = sumWords(m.lookup(UInt32(0), as: um_totals.self) ?? []) {
+        if let v = o.totals("um_totals", as: um_totals.self) {
             t.faults = v.faults
             t.faultsWaited = v.faults_waited
             t.outcomes = cArray(v.done, count: FaultOutcome.count)
@@ -269,12 +267,9 @@ public final class Tracer: @unchecked Sendable {
             t.filtered = v.filtered
         }
         if let m = try? o.map("um_hists") {
-            func h(_ i: um_hist_index) -> Histogram {
-                sumWords(m.lookup(UInt32(i.rawValue), as: ummu_hist.self) ?? []).map(Histogram.init) ?? Histogram()
-            }
-            t.serviceLatency = h(UM_HIST_SERVICE)
-            t.stallLatency = h(UM_HIST_STALL)
-            t.readBatch = h(UM_HIST_READ_BATCH)
+            t.serviceLatency = m.histogram(at: UInt32(UM_HIST_SERVICE.rawValue))
+            t.stallLatency = m.histogram(at: UInt32(UM_HIST_STALL.rawValue))
+            t.readBatch = m.histogram(at: UInt32(UM_HIST_READ_BATCH.rawValue))
         }
         if let m = try? o.map("um_procs"), (try? m.check(UInt32.self, um_proc.self)) != nil {
             for pid in m.keys(as: UInt32.self) {

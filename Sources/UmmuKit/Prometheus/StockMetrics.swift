@@ -16,12 +16,8 @@ extension UmmuMetricsState {
         var cause = PrometheusFamily(name: UmmuMetricName.mnCauses,
             help: "Invalidations by who caused them: cause=\"self\" the owning process, \"other\" another process, \"kthread\" a kernel thread.",
             type: .counter)
+        Self.addByReason(procs, \.mnInvalidations, \.mnInvalidatedBytes, to: &inv, &bytes)
         for (labels, s) in procs {
-            for i in 0..<Reason.count where s.mnInvalidations[i] > 0 {
-                let l: Labels = [("reason", Reason(rawValue: i)?.name ?? "other")] + labels
-                inv.samples.append(PrometheusSample(labels: l, value: Double(s.mnInvalidations[i])))
-                bytes.samples.append(PrometheusSample(labels: l, value: Double(s.mnInvalidatedBytes[i])))
-            }
             for c in CauseKind.allCases where s.mnByCause[c.rawValue] > 0 {
                 cause.samples.append(PrometheusSample(labels: [("cause", c.name)] + labels,
                                                       value: Double(s.mnByCause[c.rawValue])))

@@ -341,13 +341,7 @@ public struct UmmuMetricsState: Sendable {
             var bytes = PrometheusFamily(name: UmmuMetricName.invalidatedBytes,
                 help: "Bytes covered by those invalidations (end - start), by reason and process.",
                 type: .counter)
-            for (labels, s) in procs {
-                for i in 0..<Reason.count where s.invalidations[i] > 0 || s.invalidatedBytes[i] > 0 {
-                    let l: L = [("reason", Reason(rawValue: i)?.name ?? "other")] + labels
-                    inv.samples.append(PrometheusSample(labels: l, value: Double(s.invalidations[i])))
-                    bytes.samples.append(PrometheusSample(labels: l, value: Double(s.invalidatedBytes[i])))
-                }
-            }
+            Self.addByReason(procs, \.invalidations, \.invalidatedBytes, to: &inv, &bytes)
             out.append(inv)
             out.append(bytes)
             out.append(PrometheusFamily(name: UmmuMetricName.reports,
@@ -433,6 +427,21 @@ public struct UmmuMetricsState: Sendable {
     }
 
     static func monus(_ a: UInt64, _ b: UInt64) -> UInt64 { a > b ? a - b : 0 }
+
+    /// Per-process samples by reason of a count family and its bytes
+    /// family, for the reasons a process had.
+    static func addByReason(_ procs: [(labels: [(name: String, value: String)], series: Series)],
+                            _ counts: KeyPath<Series, [UInt64]>, _ bytes: KeyPath<Series, [UInt64]>,
+                            to countFamily: inout PrometheusFamily, _ bytesFamily: inout PrometheusFamily) {
+        for (labels, s) in procs {
+            let c = s[keyPath: counts], b = s[keyPath: bytes]
+            for i in 0..<Reason.count where c[i] > 0 || b[i] > 0 {
+                let l = [("reason", Reason(rawValue: i)?.name ?? "other")] + labels
+                countFamily.samples.append(PrometheusSample(labels: l, value: Double(c[i])))
+                bytesFamily.samples.append(PrometheusSample(labels: l, value: Double(b[i])))
+            }
+        }
+    }
 
 }
 
