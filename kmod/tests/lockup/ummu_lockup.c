@@ -16,8 +16,8 @@
 #include <linux/kernel.h>
 #include <linux/module.h>
 #include <linux/preempt.h>
-#include <linux/sched/clock.h>
 #include <linux/smp.h>
+#include <linux/timekeeping.h>
 #include <linux/uaccess.h>
 
 #define UMMU_LOCKUP_MAX_SECONDS 600
@@ -34,8 +34,12 @@ static void ummu_lockup_spin(unsigned int seconds, bool irqs_off)
 		local_irq_save(flags);
 	pr_emerg("spinning on CPU %d for %u s, %s\n", smp_processor_id(),
 		 seconds, irqs_off ? "interrupts off" : "preemption off");
-	end = local_clock() + (u64)seconds * NSEC_PER_SEC;
-	while (local_clock() < end)
+	/*
+	 * The clocksource itself: local_clock() stops at the last tick when
+	 * this CPU takes no interrupts, and the spin would never end.
+	 */
+	end = ktime_get_mono_fast_ns() + (u64)seconds * NSEC_PER_SEC;
+	while (ktime_get_mono_fast_ns() < end)
 		cpu_relax();
 	if (irqs_off)
 		local_irq_restore(flags);
