@@ -101,7 +101,7 @@ struct UmmuTop: ParsableCommand {
             }
         }
         if pid == 0 { throw ValidationError("-p needs a process id > 0") }
-        if width < 20 { throw ValidationError("-w must be at least 20") }
+        if width < 20 || width > 4096 { throw ValidationError("-w must be between 20 and 4096") }
         if let synthetic, synthetic < 0 || synthetic > 1_000_000 { throw ValidationError("--synthetic must be 0...1000000") }
     }
 

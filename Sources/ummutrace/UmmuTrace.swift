@@ -83,8 +83,12 @@ struct UmmuTrace: ParsableCommand {
         }
         if let count, count <= 0 { throw ValidationError("count must be positive") }
         if pid == 0 { throw ValidationError("-p needs a process id > 0") }
-        if ringKib < 4 || ringKib > 1 << 20 { throw ValidationError("--ring-kib must be 4..1048576") }
-        if !(maxAge > 0) { throw ValidationError("--max-age must be positive") }
+        // The kernel wants a power-of-two multiple of the page size.
+        if ringKib < 4 || ringKib > 1 << 20 || ringKib & (ringKib - 1) != 0 {
+            throw ValidationError("--ring-kib must be a power of two in 4..1048576")
+        }
+        // Also keeps inf and NaN out of the conversion to nanoseconds.
+        if !(maxAge > 0 && maxAge <= 86_400) { throw ValidationError("--max-age must be between 0 and 86400 seconds") }
         if metricsFile != nil && (events || json) {
             throw ValidationError("--metrics-file cannot be combined with --events or --json")
         }
