@@ -215,25 +215,79 @@ public struct EventFormatter {
     }
 }
 
+/// The --events output: formats ring-buffer records into a buffer it owns.
+/// The ring buffer's callback and the main loop share it by reference, so
+/// no pointer to a local outlives its scope.
+public final class EventWriter {
+    public var out: OutputBuffer
+    public let formatter: EventFormatter
+    /// Records formatted since the last `takeDelivered()`.
+    public private(set) var delivered: UInt64 = 0
+    public private(set) var bytesWritten: UInt64 = 0
+    /// A write failed (EPIPE: the reader went away); nothing more is written.
+    public private(set) var broken = false
+    private let flushAt: Int
+
+    public init(out: OutputBuffer, formatter: EventFormatter, flushAt: Int = 1 << 16) {
+        self.out = out
+        self.formatter = formatter
+        self.flushAt = flushAt
+    }
+
+    /// One ring-buffer record. Returns 0, or a negative errno that stops
+    /// the consume and is reported by it.
+    @inline(__always)
+    public func handle(_ record: UnsafeRawPointer, _ size: Int) -> Int32 {
+        if broken { return -EPIPE }
+        guard size >= MemoryLayout<ummu_event>.size else { return -EBADMSG }
+        formatter.append(record.loadUnaligned(as: ummu_event.self), to: &out)
+        delivered &+= 1
+        if out.bytes.count >= flushAt && !flush() { return -EPIPE }
+        return 0
+    }
+
+    /// Appends text that is not an event (headers, drop lines).
+    public func append(_ s: String) { out.append(s) }
+
+    /// Writes the buffer out; false (and `broken`) when the write failed.
+    @discardableResult
+    public func flush() -> Bool {
+        if broken { return false }
+        let n = out.bytes.count
+        if !out.flush() {
+            broken = true
+            return false
+        }
+        bytesWritten &+= UInt64(n)
+        return true
+    }
+
+    public func takeDelivered() -> UInt64 {
+        defer { delivered = 0 }
+        return delivered
+    }
+}
+
 /// Consumes the "events" ring buffers of the loaded sources.
 public final class EventStream: @unchecked Sendable {
     final class Sink {
-        let handler: (UnsafeRawPointer, Int) -> Void
-        init(_ h: @escaping (UnsafeRawPointer, Int) -> Void) { handler = h }
+        let handler: (UnsafeRawPointer, Int) -> Int32
+        init(_ h: @escaping (UnsafeRawPointer, Int) -> Int32) { handler = h }
     }
 
     private var rb: OpaquePointer?
     private let sink: Sink
     private let context: UnsafeMutableRawPointer
 
-    /// `handler` gets each record (struct ummu_event) in the polling thread.
-    public init(objects: [BPFObject], handler: @escaping (UnsafeRawPointer, Int) -> Void) throws {
+    /// `handler` gets each record (struct ummu_event) in the polling thread
+    /// and returns 0, or a negative errno to stop consuming: `consume()`
+    /// then throws with it.
+    public init(objects: [BPFObject], handler: @escaping (UnsafeRawPointer, Int) -> Int32) throws {
         sink = Sink(handler)
         context = Unmanaged.passUnretained(sink).toOpaque()
         let cb: ring_buffer_sample_fn = { ctx, data, size in
-            guard let ctx, let data else { return 0 }
-            Unmanaged<Sink>.fromOpaque(ctx).takeUnretainedValue().handler(UnsafeRawPointer(data), size)
-            return 0
+            guard let ctx, let data else { return -EINVAL }
+            return Unmanaged<Sink>.fromOpaque(ctx).takeUnretainedValue().handler(UnsafeRawPointer(data), size)
         }
         for o in objects {
             let m = try o.map("events")
@@ -250,12 +304,13 @@ public final class EventStream: @unchecked Sendable {
         if rb == nil { throw UmmuError(.usage, "no ring buffer to read") }
     }
 
-    /// Convenience: decodes records into ummu_event.
+    /// Convenience: decodes records into ummu_event; a record too short for
+    /// one stops the consume with an error.
     public convenience init(objects: [BPFObject], events: @escaping (ummu_event) -> Void) throws {
         try self.init(objects: objects) { ptr, size in
-            if size >= MemoryLayout<ummu_event>.size {
-                events(ptr.loadUnaligned(as: ummu_event.self))
-            }
+            guard size >= MemoryLayout<ummu_event>.size else { return -EBADMSG }
+            events(ptr.loadUnaligned(as: ummu_event.self))
+            return 0
         }
     }
 
@@ -266,17 +321,21 @@ public final class EventStream: @unchecked Sendable {
     /// An fd that is readable when records are waiting (for poll/epoll).
     public var epollFD: Int32 { rb.map { ring_buffer__epoll_fd($0) } ?? -1 }
 
-    /// Waits up to timeoutMs, then consumes. Returns records consumed or -errno.
+    /// Consumes what is available without waiting. Returns the records
+    /// consumed; throws when a record stopped it (the handler's error).
     @discardableResult
-    public func poll(timeoutMs: Int32) -> Int {
+    public func consume() throws -> Int {
         guard let rb else { return 0 }
-        return Int(ring_buffer__poll(rb, timeoutMs))
+        let n = ring_buffer__consume(rb)
+        if n < 0 { throw EventStream.error(n) }
+        return Int(n)
     }
 
-    /// Consumes what is available without waiting.
-    @discardableResult
-    public func consume() -> Int {
-        guard let rb else { return 0 }
-        return Int(ring_buffer__consume(rb))
+    static func error(_ rc: Int32) -> UmmuError {
+        if rc == -EBADMSG {
+            return UmmuError(.bpf, "event ring buffer: a record shorter than struct ummu_event"
+                + " (bpf/ummu_shared.h and the loaded object disagree)")
+        }
+        return UmmuError(.io, "event ring buffer: \(UmmuError.errnoText(rc))")
     }
 }

@@ -18,8 +18,9 @@ public final class SignalWatcher: @unchecked Sendable {
 
     /// Waits until the CLOCK_MONOTONIC deadline (ns). With `ring`, consumes
     /// its records as they arrive and calls `drained` after each batch.
-    /// Returns true when a signal arrived.
-    public func wait(untilNs deadline: UInt64, ring: EventStream? = nil, drained: () -> Void = {}) -> Bool {
+    /// Returns true when a signal arrived; throws when polling or the ring
+    /// buffer fails.
+    public func wait(untilNs deadline: UInt64, ring: EventStream? = nil, drained: () throws -> Void = {}) throws -> Bool {
         while true {
             let now = monotonicNow()
             if now >= deadline { return false }
@@ -27,7 +28,10 @@ public final class SignalWatcher: @unchecked Sendable {
             var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0)]
             if let ring { fds.append(pollfd(fd: ring.epollFD, events: Int16(POLLIN), revents: 0)) }
             let n = poll(&fds, nfds_t(fds.count), ms)
-            if n < 0 && errno != EINTR { return true }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw UmmuError(.io, "poll: \(UmmuError.errnoText(errno))")
+            }
             if fds[0].revents & Int16(POLLIN) != 0 {
                 let s = ummu_signalfd_read(fd)
                 if s > 0 {
@@ -36,8 +40,8 @@ public final class SignalWatcher: @unchecked Sendable {
                 }
             }
             if let ring, fds.count > 1, fds[1].revents != 0 {
-                ring.consume()
-                drained()
+                try ring.consume()
+                try drained()
             }
         }
     }

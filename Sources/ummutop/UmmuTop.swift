@@ -164,18 +164,18 @@ struct UmmuTop: ParsableCommand {
             let screen = TopView(source: source, signalFD: signals.fd, status: status, tables: tables, maxRefreshes: count)
             _ = try screen.run()
         } else {
-            runBatch(source, signals, status, tables)
+            try runBatch(source, signals, status, tables)
         }
     }
 
     /// top -b: one snapshot per interval, until the count or a signal.
-    func runBatch(_ source: Source, _ signals: SignalWatcher, _ status: TopStatus, _ initial: TopViewTables) {
+    func runBatch(_ source: Source, _ signals: SignalWatcher, _ status: TopStatus, _ initial: TopViewTables) throws {
         var tables = initial
         var out = OutputBuffer(fd: 1)
         var prev = source.snapshot()
         var printed = 0
         while true {
-            let stop = signals.wait(untilNs: monotonicNs() + UInt64(delay * 1e9))
+            let stop = try signals.wait(untilNs: monotonicNs() + UInt64(delay * 1e9))
             let cur = source.snapshot()
             let iv = Interval(from: prev, to: cur)
             prev = cur

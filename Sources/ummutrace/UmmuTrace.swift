@@ -137,7 +137,7 @@ struct UmmuTrace: ParsableCommand {
         let signals = try SignalWatcher([SIGINT, SIGTERM, SIGHUP])
         var out = OutputBuffer(fd: 1)
         if events {
-            try runEvents(tracer, signals, &out)
+            try runEvents(tracer, signals)
         } else if var exporter {
             try runExporter(tracer, signals, &exporter)
         } else {
@@ -156,7 +156,7 @@ struct UmmuTrace: ParsableCommand {
         var printed = 0
         let intervalNs = UInt64((interval ?? 99_999_999) * 1e9)
         while true {
-            let stop = signals.wait(untilNs: monotonicNs() + intervalNs, ring: nil)
+            let stop = try signals.wait(untilNs: monotonicNs() + intervalNs)
             let cur = tracer.snapshot()
             let iv = Interval(from: prev, to: cur)
             if json {
@@ -183,7 +183,7 @@ struct UmmuTrace: ParsableCommand {
         var written = 0
         let intervalNs = UInt64((interval ?? 10) * 1e9)
         while true {
-            let stop = signals.wait(untilNs: monotonicNs() + intervalNs, ring: nil)
+            let stop = try signals.wait(untilNs: monotonicNs() + intervalNs)
             let cur = tracer.snapshot()
             do {
                 try exporter.update(Interval(from: prev, to: cur))
@@ -199,41 +199,36 @@ struct UmmuTrace: ParsableCommand {
         }
     }
 
-    func runEvents(_ tracer: Tracer, _ signals: SignalWatcher, _ out: inout OutputBuffer) throws {
+    func runEvents(_ tracer: Tracer, _ signals: SignalWatcher) throws {
         let objects = tracer.sources.compactMap { tracer.object($0) }
-        let formatter = EventFormatter(style: json ? .json : .text, baseNs: monotonicNs(),
-                                       milliseconds: milliseconds)
-        var delivered: UInt64 = 0
-        var broken = false
-        let stream = try withUnsafeMutablePointer(to: &out) { outPtr in
-            try EventStream(objects: objects) { (e: ummu_event) in
-                formatter.append(e, to: &outPtr.pointee)
-                delivered += 1
-                if outPtr.pointee.bytes.count >= 1 << 16 && !outPtr.pointee.flush() { broken = true }
-            }
-        }
-        if !json { out.append(EventFormatter.textHeader + "\n") }
-        out.flush()
+        let writer = EventWriter(out: OutputBuffer(fd: 1), formatter: EventFormatter(style: json ? .json : .text,
+                                                                     baseNs: monotonicNs(), milliseconds: milliseconds))
+        let stream = try EventStream(objects: objects, handler: writer.handle)
+        if !json { writer.append(EventFormatter.textHeader + "\n") }
+        writer.flush()
         var prev = tracer.snapshot()
         var printed = 0
         let intervalNs = UInt64((interval ?? 1) * 1e9)
-        while !broken {
-            let stop = withUnsafeMutablePointer(to: &out) { outPtr in
-                signals.wait(untilNs: monotonicNs() + intervalNs, ring: stream) {
-                    if !outPtr.pointee.flush() { broken = true }
-                }
+        while true {
+            let stop: Bool
+            do {
+                stop = try signals.wait(untilNs: monotonicNs() + intervalNs, ring: stream) { writer.flush() }
+                try stream.consume()
+            } catch {
+                // The reader went away (EPIPE): done, as in the other modes.
+                if writer.broken { return }
+                throw error
             }
-            stream.consume()
             let cur = tracer.snapshot()
             let dropped = cur.droppedEvents &- prev.droppedEvents
+            let delivered = writer.takeDelivered()
             if json {
-                out.append(JSONRenderer.drops(endWallNs: cur.wallNs, dropped: dropped, delivered: delivered))
-                out.append("\n")
+                writer.append(JSONRenderer.drops(endWallNs: cur.wallNs, dropped: dropped, delivered: delivered))
+                writer.append("\n")
             } else {
-                out.append("# \(Fmt.clock(cur.wallNs)) dropped \(dropped) events, delivered \(delivered)\n")
+                writer.append("# \(Fmt.clock(cur.wallNs)) dropped \(dropped) events, delivered \(delivered)\n")
             }
-            delivered = 0
-            if !out.flush() { return }
+            if !writer.flush() { return }
             prev = cur
             printed += 1
             tracer.maintain()

@@ -304,7 +304,7 @@ struct BPFTests {
         try write(o, area: 7, pgoff: 3, onDemand: true)
         var got: [ummu_event] = []
         let stream = try EventStream(objects: [o]) { (e: ummu_event) in got.append(e) }
-        #expect(stream.consume() == 2)
+        #expect(try stream.consume() == 2)
         #expect(got.map(\.type) == [EventKind.umemFault.rawValue, EventKind.umemWrite.rawValue])
         #expect(got[0].tgid == 4242 && got[0].tid == UInt32(ummu_gettid()))
         #expect(cArray(got[0].args, count: 4) == [7, 3, 1, 4242])
@@ -315,7 +315,7 @@ struct BPFTests {
         got.removeAll()
         for pg in 0..<100 { try fault(o, area: 9, pgoff: UInt64(pg), wait: false) }
         #expect(t.snapshot().droppedEvents == 61)
-        #expect(stream.consume() == 39)
+        #expect(try stream.consume() == 39)
         #expect(got.count == 39)
     }
 
@@ -324,7 +324,7 @@ struct BPFTests {
         try notify(o)
         var n = 0
         let stream = try EventStream(objects: [o]) { (_: ummu_event) in n += 1 }
-        #expect(stream.consume() == 0 && n == 0)
+        #expect(try stream.consume() == 0 && n == 0)
         #expect(t.snapshot().droppedEvents == 0)
     }
 

@@ -65,7 +65,7 @@ do {
         let suffix = events ? " +events" : ""
         let un = try BPFObject(.ummunotify, options: opts)
         let um = try BPFObject(.umem, options: opts)
-        let drain = try EventStream(objects: [un, um]) { (_: UnsafeRawPointer, _: Int) in }
+        let drain = try EventStream(objects: [un, um]) { (_: UnsafeRawPointer, _: Int) in 0 }
 
         let notify = try un.program("un_notify")
         let b1 = try baseline()
@@ -73,7 +73,7 @@ do {
             try notify.testRun([UInt64(i % 64), UInt64(4000 + i % 256), 0x10000, 0x13000, UInt64(i % 8), 2, 1, UInt64(i)])
         }
         rows.append(Row(name: "ummunotify_notify" + suffix, ns: c1, baseline: b1))
-        drain.consume()
+        try drain.consume()
 
         let read = try un.program("un_read")
         let c2 = try measure(read, perProgram) { i in try read.testRun([UInt64(i % 64), UInt64(i % 32), 1]) }
@@ -81,7 +81,7 @@ do {
         let reg = try un.program("un_register")
         let c3 = try measure(reg, perProgram) { i in try reg.testRun([UInt64(i % 64), UInt64(i), 0x1000, 0x2000, UInt64(i)]) }
         rows.append(Row(name: "ummunotify_register" + suffix, ns: c3, baseline: b1))
-        drain.consume()
+        try drain.consume()
 
         // umem: fault (waits), fault_done, write of the same page; distinct pages.
         let fault = try um.program("um_fault")
@@ -98,7 +98,7 @@ do {
             cf += try measure(fault, n) { i in try fault.testRun([1, UInt64(i), 1, 4242]) }
             cd += try measure(done, n) { i in try done.testRun([1, UInt64(i), 0]) }
             cw += try measure(write, n) { i in try write.testRun([1, UInt64(i), 1]) }
-            drain.consume()
+            try drain.consume()
             done0 += n
             rounds += 1
         }
@@ -107,7 +107,7 @@ do {
         rows.append(Row(name: "umem_write" + suffix, ns: cw / Double(rounds), baseline: b2))
         let c4 = try measure(umRead, perProgram) { i in try umRead.testRun([1, UInt64(i % 16), 3]) }
         rows.append(Row(name: "umem_read" + suffix, ns: c4, baseline: b2))
-        drain.consume()
+        try drain.consume()
     }
     }
     stats.close()
@@ -133,36 +133,25 @@ do {
     let total = 600_000
     let um = try BPFObject(.umem, options: LoadOptions(events: true, ringBytes: 1 << 27))
     let fault = try um.program("um_fault")
-    var out = OutputBuffer(fd: open("/dev/null", O_WRONLY))
+    let devNull = open("/dev/null", O_WRONLY)
     for style in [EventFormatter.Style.json, .text] {
-        let formatter = EventFormatter(style: style)
         var best = 0.0
-        var bytes = 0
+        var bytes: UInt64 = 0
         for _ in 0..<5 {
             for i in 0..<total { try fault.testRun([UInt64(i & 15), UInt64(i), 0, 4242]) }
-            var n = 0
-            var written = 0
-            let stream = try withUnsafeMutablePointer(to: &out) { o in
-                try EventStream(objects: [um]) { (e: ummu_event) in
-                    formatter.append(e, to: &o.pointee)
-                    n += 1
-                    if o.pointee.bytes.count >= 1 << 16 {
-                        written += o.pointee.bytes.count
-                        o.pointee.flush()
-                    }
-                }
-            }
+            let writer = EventWriter(out: OutputBuffer(fd: devNull), formatter: EventFormatter(style: style))
+            let stream = try EventStream(objects: [um], handler: writer.handle)
             let t0 = monotonicNs()
-            stream.consume()
-            written += out.bytes.count
-            out.flush()
+            try stream.consume()
+            writer.flush()
+            let n = writer.takeDelivered()
             let dt = Double(monotonicNs() - t0) / 1e9
-            if n != total { fail("consumed \(n) of \(total) events") }
+            if n != UInt64(total) { fail("consumed \(n) of \(total) events") }
             best = max(best, Double(n) / dt)
-            bytes = written
+            bytes = writer.bytesWritten
         }
         print("ring buffer -> \(style == .json ? "NDJSON" : "text  ") : \(Fmt.fixed(best / 1e6, 2)) M events/s"
-            + " (best of 5 x \(total) events, \(bytes / total) bytes/event, to /dev/null)")
+            + " (best of 5 x \(total) events, \(bytes / UInt64(total)) bytes/event, to /dev/null)")
     }
 } catch let e as UmmuError {
     fail(e.message)
