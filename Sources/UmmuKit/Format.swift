@@ -44,12 +44,21 @@ public enum Fmt {
         return (i == 0 ? fixed(v, v == v.rounded() ? 0 : 1) : fixed(v, 1)) + units[i]
     }
 
-    /// Right-pads or left-pads to width.
-    /// A kernel- or user-chosen name (comm) safe for a terminal: control
-    /// characters (escape sequences) become "?".
-    public static func printable(_ s: String) -> String {
-        String(String.UnicodeScalarView(s.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7f ? "?" : $0 }))
+    /// A control character to a terminal: C0 (ESC starts a sequence),
+    /// DEL, and C1 (U+009B is a one-character CSI to some terminals).
+    public static func isControl(_ u: Unicode.Scalar) -> Bool {
+        u.value < 0x20 || (u.value >= 0x7f && u.value <= 0x9f)
     }
+
+    /// A kernel- or user-chosen name (comm) safe for a terminal: control
+    /// characters (escape sequences) become "?". A process can name itself
+    /// anything (prctl PR_SET_NAME, or its executable's name).
+    public static func printable(_ s: String) -> String {
+        if !s.unicodeScalars.contains(where: isControl) { return s }
+        return String(String.UnicodeScalarView(s.unicodeScalars.map { isControl($0) ? "?" : $0 }))
+    }
+
+    /// Right-pads or left-pads to width.
 
     public static func pad(_ s: String, _ width: Int, right: Bool = false) -> String {
         let n = s.count
@@ -90,7 +99,7 @@ public enum Fmt {
             case "\r": out += "\\r"
             case "\t": out += "\\t"
             default:
-                if u.value < 0x20 {
+                if isControl(u) {
                     let hex = String(u.value, radix: 16)
                     out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
                 } else {

@@ -119,7 +119,7 @@ public struct TextRenderer: Sendable {
         for p in rows {
             let u = p.ummunotify
             let m = p.umem
-            out += Fmt.pad(String(p.pid), 7) + " " + Fmt.pad(String(p.comm.prefix(15)), 16, right: true)
+            out += Fmt.pad(String(p.pid), 7) + " " + Fmt.pad(String(Fmt.printable(p.comm).prefix(15)), 16, right: true)
                 + Fmt.pad(u.map { rate(i, $0.totalInvalidations) } ?? "-", 10)
                 + Fmt.pad(u.map { Fmt.human(i.rate($0.totalInvalidatedBytes), binary: true) } ?? "-", 10)
                 + Fmt.pad(u.map { String($0.registrationsHeld) } ?? "-", 8)

@@ -144,7 +144,7 @@ public enum PrometheusText {
             case "\"": out += "\\\""
             case "\n": out += "\\n"
             default:
-                if ch.value < 0x20 || ch.value == 0x7F {
+                if Fmt.isControl(ch) {
                     out += "\u{FFFD}"
                 } else {
                     out.unicodeScalars.append(ch)
