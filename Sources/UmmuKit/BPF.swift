@@ -448,7 +448,9 @@ public final class BPFStatsGuard: @unchecked Sendable {
     public init() throws {
         fd = bpf_enable_stats(BPF_STATS_RUN_TIME)
         if fd < 0 {
-            throw UmmuError(.bpf, "cannot enable BPF run-time statistics: \(UmmuError.errnoText(errno))")
+            let e = errno
+            throw UmmuError(.bpf, "cannot enable BPF run-time statistics: \(UmmuError.errnoText(e))"
+                + (e == EPERM ? " (BPF_ENABLE_STATS needs CAP_SYS_ADMIN)" : ""))
         }
     }
     public func close() {

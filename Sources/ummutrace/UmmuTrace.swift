@@ -65,7 +65,7 @@ struct UmmuTrace: ParsableCommand {
     @Option(help: "Expire umem fault starts older than this many seconds.")
     var maxAge: Double = 600
 
-    @Flag(help: "Include the BPF programs' own run time in --json output (enables kernel BPF stats).")
+    @Flag(help: "The BPF programs' own run time: in --json, and as ummu_bpf_run_* with --metrics-file. Turns the kernel's BPF statistics on for every program on the host while ummutrace runs; needs CAP_SYS_ADMIN.")
     var bpfStats = false
 
     @Flag(help: "Print libbpf and verifier messages.")
@@ -117,14 +117,15 @@ struct UmmuTrace: ParsableCommand {
         // The metrics file's directory first: a wrong path is one clear line
         // even without privileges.
         let exporter = try metricsFile.map {
-            try UmmuMetricsExporter(path: $0, config: UmmuMetricsConfig(topN: metricsTop))
+            try UmmuMetricsExporter(path: $0, config: UmmuMetricsConfig(topN: metricsTop, bpfStats: bpfStats))
         }
         try checkPrivileges()
         try checkBPFSupport()
 
         let (sources, required) = pickedSources
         let options = LoadOptions(filterPID: pid ?? 0, events: events, ringBytes: ringKib * 1024)
-        let stats = bpfStats || exporter != nil ? try BPFStatsGuard() : nil
+        // Opt-in, as in ebpf_exporter: CAP_BPF and CAP_PERFMON suffice without it.
+        let stats = bpfStats ? try BPFStatsGuard() : nil
         defer { stats?.close() }
         let tracer = try Tracer(sources: sources, required: required, options: options)
         defer { tracer.detach() }

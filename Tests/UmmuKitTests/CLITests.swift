@@ -11,16 +11,22 @@ struct CLIRun {
 }
 
 /// Runs a product of this package (built in the same directory as the test
-/// bundle) with arguments; nil when it is not there.
-func runTool(_ name: String, _ args: [String]) throws -> CLIRun? {
+/// bundle) with arguments, under `wrapper` (a command that execs the rest)
+/// if given; nil when it is not there.
+func runTool(_ name: String, _ args: [String], wrapper: [String] = []) throws -> CLIRun? {
     var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
     // The bundle may be a directory (.xctest) holding the test binary.
     if dir.lastPathComponent.hasSuffix(".xctest") { dir = dir.deletingLastPathComponent() }
     let exe = dir.appendingPathComponent(name)
     guard FileManager.default.isExecutableFile(atPath: exe.path) else { return nil }
     let p = Process()
-    p.executableURL = exe
-    p.arguments = args
+    if let w = wrapper.first {
+        p.executableURL = URL(fileURLWithPath: w)
+        p.arguments = Array(wrapper.dropFirst()) + [exe.path] + args
+    } else {
+        p.executableURL = exe
+        p.arguments = args
+    }
     let err = Pipe()
     p.standardError = err
     p.standardOutput = FileHandle.nullDevice
@@ -56,4 +62,42 @@ func expectUsageError(_ tool: String, _ args: [String]) throws {
 
     @Test(arguments: ummutopExtremes)
     func ummutopRefusesExtremes(_ args: [String]) throws { try expectUsageError("ummutop", args) }
+}
+
+/// The exporter needs only CAP_BPF and CAP_PERFMON; the kernel's BPF
+/// statistics (CAP_SYS_ADMIN, and on for every program on the host) are
+/// opt-in with --bpf-stats, as in ebpf_exporter.
+@Suite(.enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv"),
+                "needs root and setpriv (util-linux) to drop to CAP_BPF+CAP_PERFMON"))
+struct ExporterCapabilityTests {
+    static let bpfAndPerfmonOnly = ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                    "--inh-caps=-all,+bpf,+perfmon", "--ambient-caps=-all,+bpf,+perfmon"]
+
+    /// A directory the dropped user can write, one per test (they run in parallel).
+    func metricsDir(_ name: String) throws -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ummu-cli-\(getpid())-\(name)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o777])
+        return dir
+    }
+
+    @Test func runsWithoutStatistics() throws {
+        let dir = try metricsDir("a")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let r = try #require(try runTool("ummutrace", ["--metrics-file", dir + "/a.prom", "1", "1"],
+                                         wrapper: Self.bpfAndPerfmonOnly))
+        // 4 where nothing can be traced (this host: no drivers, fentry refused).
+        #expect(r.status == 0 || r.status == 4, "exit \(r.status): \(r.stderr)")
+        #expect(!r.stderr.contains("statistics"), "\(r.stderr)")
+    }
+
+    @Test func statisticsRefusedIsOneLine() throws {
+        let dir = try metricsDir("b")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let r = try #require(try runTool("ummutrace", ["--metrics-file", dir + "/b.prom", "--bpf-stats", "1", "1"],
+                                         wrapper: Self.bpfAndPerfmonOnly))
+        #expect(r.status != 0 && !r.signaled)
+        #expect(r.stderr == "ummutrace: cannot enable BPF run-time statistics: Operation not permitted"
+            + " (BPF_ENABLE_STATS needs CAP_SYS_ADMIN)\n")
+    }
 }

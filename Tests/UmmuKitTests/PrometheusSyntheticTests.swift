@@ -226,9 +226,9 @@ struct PrometheusSyntheticTests {
             }
         }
         let topN = Int(Self.env("UMMU_METRICS_DEMO_TOPN") ?? "") ?? 3
-        var exporter = try UmmuMetricsExporter(path: path, config: UmmuMetricsConfig(topN: topN))
+        var exporter = try UmmuMetricsExporter(path: path, config: UmmuMetricsConfig(topN: topN, bpfStats: true))
         var stuck = try Self.env("UMMU_METRICS_DEMO_STUCK_FILE").map {
-            try UmmuMetricsExporter(path: $0, config: UmmuMetricsConfig(topN: topN))
+            try UmmuMetricsExporter(path: $0, config: UmmuMetricsConfig(topN: topN, bpfStats: true))
         }
         let periodMs = Int(Self.env("UMMU_METRICS_DEMO_PERIOD_MS") ?? "") ?? 500
         let seconds = Double(Self.env("UMMU_METRICS_DEMO_SECONDS") ?? "") ?? 30

@@ -204,7 +204,7 @@ struct PrometheusMetricsStateTests {
     }
 
     @Test func everyCatalogueFamilyIsWritten() throws {
-        var st = UmmuMetricsState()
+        var st = UmmuMetricsState(config: UmmuMetricsConfig(bpfStats: true))
         st.ingest(PrometheusSynthetic.interval(round: 1))
         let fams = st.families(now: 1)
         #expect(fams.map(\.name) == UmmuMetricName.all)
@@ -554,5 +554,22 @@ struct PrometheusFileWriterTests {
         #expect(n == writes)
         #expect(r.bad == 0)
         #expect(r.good == 400)
+    }
+}
+
+@Suite("BPF statistics in the metrics file")
+struct MetricsBPFStatsTests {
+    /// Without --bpf-stats the run-time families are absent: a zero would
+    /// claim the programs cost nothing.
+    @Test func absentUnlessAsked() throws {
+        var off = UmmuMetricsState()
+        off.ingest(sampleInterval())
+        let text = try off.render(now: 1_795_000_001)
+        #expect(!text.contains("ummu_bpf_run_"))
+        var on = UmmuMetricsState(config: UmmuMetricsConfig(bpfStats: true))
+        on.ingest(sampleInterval())
+        let withStats = try on.render(now: 1_795_000_001)
+        #expect(withStats.contains("ummu_bpf_run_time_seconds_total{prog=\"ummunotify\"} 5e-07"))
+        #expect(withStats.contains("ummu_bpf_run_count_total{prog=\"ummunotify\"} 10"))
     }
 }

@@ -239,6 +239,7 @@ def main():
         got = total_of("ummu_umem_pages_served_total", how="pushed")
         check("metrics: pushed pages counted", got == mp["pages_pushed"], f"got {got} want {mp['pages_pushed']}")
     check("metrics: last write timestamp set", total_of("ummu_exporter_last_write_timestamp_seconds") > 1e9)
+    check("metrics: no ummu_bpf_run_* without --bpf-stats (absent, not zero)", "ummu_bpf_run_" not in body)
 
     # --- PID filter
     body, rc = secs.get("filtered", ("", -1))

@@ -53,9 +53,10 @@ end metrics $rc
 
 # 3c. A live series for the Prometheus pipeline on the host
 #     (scripts/test-metrics --replay): the exporter's file, copied once a
-#     second while the demo's kind of workloads run for 16 s.
+#     second while the demo's kind of workloads run for 16 s; with
+#     --bpf-stats, so the dashboard's BPF cost panels have data.
 mkdir -p /tmp/live
-ummutrace --metrics-file /tmp/live/ummu.prom 1 2>/tmp/live.err &
+ummutrace --metrics-file /tmp/live/ummu.prom --bpf-stats 1 2>/tmp/live.err &
 tracer=$!
 wait_nonempty /tmp/live/ummu.prom
 regcache --buffers 8 --rate 30 --duration 16 >/dev/null 2>&1 &

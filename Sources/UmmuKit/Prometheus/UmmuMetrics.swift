@@ -88,10 +88,14 @@ public struct UmmuMetricsConfig: Sendable {
     public var topN: Int
     /// Intervals a tracked process must be idle before a newcomer may take its slot.
     public var evictAfterIdleIntervals: Int
+    /// The kernel's BPF statistics are on (ummutrace --bpf-stats): write
+    /// ummu_bpf_run_*. Without them the families are absent, not zero.
+    public var bpfStats: Bool
 
-    public init(topN: Int = 10, evictAfterIdleIntervals: Int = 10) {
+    public init(topN: Int = 10, evictAfterIdleIntervals: Int = 10, bpfStats: Bool = false) {
         self.topN = max(0, topN)
         self.evictAfterIdleIntervals = max(1, evictAfterIdleIntervals)
+        self.bpfStats = bpfStats
     }
 }
 
@@ -400,12 +404,14 @@ public struct UmmuMetricsState: Sendable {
         }
         if mnSeen { out += mmuNotifierFamilies(procs) }
         if ufSeen { out += userfaultfdFamilies(procs) }
-        out.append(PrometheusFamily(name: UmmuMetricName.bpfRunTime,
-            help: "Time the kernel spent running each ummu BPF program (counted only while kernel.bpf_stats_enabled is on).",
-            type: .counter, samples: programs.map { PrometheusSample(labels: [("prog", $0.name)], value: Double($0.stats.runTimeNs) / 1e9) }))
-        out.append(PrometheusFamily(name: UmmuMetricName.bpfRunCount,
-            help: "Runs of each ummu BPF program (counted only while kernel.bpf_stats_enabled is on).",
-            type: .counter, samples: programs.map { PrometheusSample(labels: [("prog", $0.name)], value: Double($0.stats.runCount)) }))
+        if config.bpfStats {
+            out.append(PrometheusFamily(name: UmmuMetricName.bpfRunTime,
+                help: "Time the kernel spent running each ummu BPF program (ummutrace --bpf-stats).",
+                type: .counter, samples: programs.map { PrometheusSample(labels: [("prog", $0.name)], value: Double($0.stats.runTimeNs) / 1e9) }))
+            out.append(PrometheusFamily(name: UmmuMetricName.bpfRunCount,
+                help: "Runs of each ummu BPF program (ummutrace --bpf-stats).",
+                type: .counter, samples: programs.map { PrometheusSample(labels: [("prog", $0.name)], value: Double($0.stats.runCount)) }))
+        }
         out.append(PrometheusFamily(name: UmmuMetricName.eventsDropped,
             help: "Per-event records dropped because the BPF ring buffer was full.",
             type: .counter, samples: [PrometheusSample(value: Double(dropped))]))
