@@ -146,6 +146,9 @@ struct UmmuTrace: ParsableCommand {
         }
     }
 
+    /// Maintenance period of the default mode (no interval).
+    static let summaryMaintenanceSeconds = 10.0
+
     func runIntervals(_ tracer: Tracer, _ signals: SignalWatcher, _ out: inout OutputBuffer) throws {
         if !json {
             out.append("Tracing \(tracer.sources.map(\.rawValue).joined(separator: ", "))"
@@ -154,12 +157,33 @@ struct UmmuTrace: ParsableCommand {
         }
         let text = TextRenderer(milliseconds: milliseconds, timestamps: timestamps)
         var prev = tracer.snapshot()
+        // Without an interval: one summary at the end, and maintenance
+        // meanwhile (exited processes pruned, stale fault starts expired),
+        // as the interval modes do after each output.
+        var summary = interval == nil ? RunSummary(start: prev) : nil
         var printed = 0
-        let intervalNs = UInt64((interval ?? 99_999_999) * 1e9)
+        let intervalNs = UInt64((interval ?? Self.summaryMaintenanceSeconds) * 1e9)
         while true {
             let stop = try signals.wait(untilNs: monotonicNs() + intervalNs)
             let cur = tracer.snapshot()
-            let iv = Interval(from: prev, to: cur)
+            let iv: Interval
+            if var run = summary {
+                if !stop {
+                    run.observe(cur)
+                    summary = run
+                    tracer.maintain()
+                    continue
+                }
+                iv = run.finish(at: cur)
+                if run.unlisted > 0 {
+                    var err = OutputBuffer(fd: 2)
+                    err.append("ummutrace: \(run.unlisted) exited processes not listed (at most \(run.maxKept));"
+                        + " the totals count them\n")
+                    err.flush()
+                }
+            } else {
+                iv = Interval(from: prev, to: cur)
+            }
             if json {
                 out.append(JSONRenderer.interval(iv, includeBPFStats: bpfStats))
                 out.append("\n")

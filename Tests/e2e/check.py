@@ -241,6 +241,30 @@ def main():
     check("metrics: last write timestamp set", total_of("ummu_exporter_last_write_timestamp_seconds") > 1e9)
     check("metrics: no ummu_bpf_run_* without --bpf-stats (absent, not zero)", "ummu_bpf_run_" not in body)
 
+    # --- the default mode over a long run: one object, every process listed
+    body, rc = secs.get("summary", ("", -1))
+    objs = ndjson(body)
+    check("summary: exits 0 on Ctrl-C with one object", rc == 0 and len(objs) == 1, f"rc={rc} objects={len(objs)}")
+    err, _ = secs.get("summary.stderr", ("", -1))
+    check("summary: nothing on stderr", not err.strip(), err[:300])
+    if len(objs) == 1:
+        check("summary: the object matches the schema", not list(validator.iter_errors(objs[0])))
+        check("summary: it spans more than two maintenance periods (20 s)", objs[0]["duration_ns"] > 20e9,
+              f"{objs[0].get('duration_ns')}")
+        srows = per_pid(objs)
+        ops = 0
+        for i in range(1, 5):
+            wl, wrc = summary(secs, f"sm_unmap_{i}")
+            if not wl:
+                check(f"sm_unmap_{i}: workload ran", False, f"rc={wrc}")
+                continue
+            ops += wl["ops_total"]
+            got = srows.get(wl["pid"], {}).get("reasons", {}).get("unmap")
+            check(f"summary: exited process {i} listed with its {wl['ops_total']} unmaps", got == wl["ops_total"],
+                  f"pid {wl['pid']}: {got}")
+        got = objs[0]["ummunotify"]["invalidations"].get("unmap")
+        check("summary: total unmaps = the four processes'", got == ops, f"got {got} want {ops}")
+
     # --- PID filter
     body, rc = secs.get("filtered", ("", -1))
     filt = ndjson(body)

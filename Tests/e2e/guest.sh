@@ -84,6 +84,27 @@ wait $kvm_pid $uf_pid
 kill -INT $tracer
 wait $tracer
 
+# 3d. The default mode (no interval) over a run longer than two of its 10 s
+#     maintenance periods: the first processes exit early and their rows
+#     are pruned on the way, yet the one summary at Ctrl-C lists each.
+ummutrace --ummunotify --json >/tmp/summary.json 2>/tmp/summary.err &
+tracer=$!
+wait_attached $tracer
+for i in 1 2 3 4; do
+	run sm_unmap_$i regcache --buffers 2 --ops 5 --mix unmap=1 --json
+	sleep 3
+done
+sleep 10
+kill -INT $tracer
+wait $tracer
+rc=$?
+begin summary
+cat /tmp/summary.json
+end summary $rc
+begin summary.stderr
+cat /tmp/summary.err
+end summary.stderr 0
+
 # 4. The PID filter: trace only init (pid 1), which never uses the devices.
 start_tracer /tmp/filtered.json --json -p 1 1
 run pf_unmap regcache --buffers 2 --ops 9 --mix unmap=1 --json

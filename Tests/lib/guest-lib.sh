@@ -33,6 +33,27 @@ stop_tracer() {	# name: Ctrl-C, wait, dump
 	cat "$out.err"
 	end "$1.stderr" 0
 }
+# Wait (at most 30 s) until a process holds BPF links and their number has
+# not changed for a second: its programs are attached (for tracers that
+# print nothing until they end).
+wait_attached() {	# pid
+	last=-1
+	same=0
+	i=0
+	while [ $i -lt 300 ]; do
+		n=$(grep -l '^link_type:' /proc/$1/fdinfo/* 2>/dev/null | wc -l)
+		if [ "$n" -gt 0 ] && [ "$n" = "$last" ]; then
+			same=$((same + 1))
+			[ $same -ge 10 ] && return 0
+		else
+			same=0
+		fi
+		last=$n
+		sleep 0.1
+		i=$((i + 1))
+	done
+}
+
 run() {	# name cmd...: a workload, its JSON summary (and errors) kept
 	name=$1
 	shift

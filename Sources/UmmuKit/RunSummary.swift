@@ -1,0 +1,73 @@
+/// The one summary of a whole run (ummutrace without an interval).
+///
+/// Maintenance must run during a long run, as in the interval modes: it
+/// deletes the BPF rows of processes that exited (the maps are bounded) and
+/// expires stale fault starts. A summary from the first and last snapshots
+/// alone would then lose the exited processes, so each observed snapshot's
+/// rows are remembered until they leave the maps, and kept from then on:
+/// at most `maxKept` processes, with their subscribers and causes. The
+/// totals count every process regardless; `unlisted` says how many exited
+/// processes the summary could not list.
+public struct RunSummary: Sendable {
+    public let start: Snapshot
+    public let maxKept: Int
+    /// Exited processes that could not be listed (over `maxKept`, or their
+    /// pid taken by a live process by the end).
+    public private(set) var unlisted = 0
+    private var last: Snapshot?
+    /// Cumulative rows (as BPF had them) of owners that left the maps;
+    /// their gauges are zero, since the process is gone.
+    private var kept = Snapshot()
+
+    public init(start: Snapshot, maxKept: Int = 4096) {
+        self.start = start
+        self.maxKept = maxKept
+    }
+
+    /// A snapshot taken during the run, before maintenance deletes rows.
+    public mutating func observe(_ s: Snapshot) {
+        if let last {
+            for (pid, row) in last.processes where s.processes[pid] == nil { keep(row) }
+            for (k, row) in last.subscribers where s.subscribers[k] == nil && kept.processes[k.owner] != nil {
+                kept.subscribers[k] = row
+            }
+            for (k, c) in last.causes where s.causes[k] == nil && kept.processes[k.owner] != nil {
+                kept.causes[k] = c
+            }
+        }
+        last = s
+    }
+
+    private mutating func keep(_ row: ProcessRow) {
+        guard kept.processes[row.pid] == nil, kept.processes.count < maxKept else {
+            unlisted += 1
+            return
+        }
+        kept.processes[row.pid] = row.exited
+    }
+
+    /// The run's interval, start to `end`, with the processes that exited
+    /// on the way. Call once, at the end.
+    public mutating func finish(at end: Snapshot) -> Interval {
+        observe(end)
+        var e = end
+        for (pid, row) in kept.processes {
+            // A pid taken again by a live process: that one is listed.
+            if e.processes[pid] == nil { e.processes[pid] = row } else { unlisted += 1 }
+        }
+        for (k, row) in kept.subscribers where e.subscribers[k] == nil { e.subscribers[k] = row }
+        for (k, c) in kept.causes where e.causes[k] == nil { e.causes[k] = c }
+        return Interval(from: start, to: e)
+    }
+}
+
+extension ProcessRow {
+    /// The row of a process that has exited: counters kept, gauges zero.
+    var exited: ProcessRow {
+        var r = self
+        r.ummunotify?.registrationsHeld = 0
+        r.umem?.pendingRequests = 0
+        r.userfaultfd?.waiting = 0
+        return r
+    }
+}
