@@ -5,6 +5,10 @@ import Glibc
 /// `stop()`; `stop()` is also run from atexit, so any exit() restores the
 /// terminal. SIGINT/SIGTERM/SIGHUP arrive on the caller's signalfd and end
 /// the loop normally; SIGWINCH is ncurses' own (getch returns KEY_RESIZE).
+/// SIGQUIT, SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP and SIGABRT (a crash,
+/// a Swift trap, Ctrl-\) restore the terminal from a signal handler
+/// (CNcurses' ummu_restore_*) and then take their usual course: the process
+/// dies by the signal, with its exit status and core dump, SIGQUIT too.
 final class Screen {
     enum Style { case normal, title, tableHeader, selected, dim, footer }
 
@@ -22,6 +26,8 @@ final class Screen {
         setlocale(LC_ALL, "")
         addBundledTerminfo()
         unicode = ummu_utf8_locale() != 0
+        // The tty's modes before curses changes them, for the crash handler.
+        ummu_restore_save(fileno(ummu_stdout()))
         // newterm (unlike initscr) returns NULL instead of exiting.
         guard let term = newterm(nil, ummu_stdout(), ummu_stdin()) else {
             let t = getenv("TERM").map { String(cString: $0) } ?? "unset"
@@ -30,6 +36,8 @@ final class Screen {
         }
         _ = set_term(term)
         active = true
+        // From here a crash signal restores the terminal (terminfo is loaded).
+        ummu_restore_install()
         if !Screen.atexitRegistered {
             Screen.atexitRegistered = true
             // Any exit() after this point restores the terminal too.
@@ -76,6 +84,7 @@ final class Screen {
         guard active else { return }
         active = false
         endwin()
+        ummu_restore_remove()
     }
 
     deinit { stop() }
