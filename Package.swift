@@ -33,10 +33,19 @@ let package = Package(
         ),
         // Everything the executables share: load/attach, snapshots, model, renderers.
         .target(name: "UmmuKit", dependencies: ["UmmuBPF", "CLibbpf"]),
+        // The command-line options and error exits both tools share.
+        .target(
+            name: "UmmuCLI",
+            dependencies: [
+                "UmmuKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         .executableTarget(
             name: "ummutrace",
             dependencies: [
                 "UmmuKit",
+                "UmmuCLI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -50,6 +59,7 @@ let package = Package(
             name: "ummutop",
             dependencies: [
                 "UmmuKit",
+                "UmmuCLI",
                 "CNcurses",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

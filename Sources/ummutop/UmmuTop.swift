@@ -1,5 +1,6 @@
 import ArgumentParser
 import Glibc
+import UmmuCLI
 import UmmuKit
 
 @main
@@ -52,36 +53,16 @@ struct UmmuTop: ParsableCommand {
     @Option(name: .customShort("f"), help: ArgumentHelp("Show only processes whose pid starts with, or command contains, one of these comma-separated terms.", valueName: "TEXT"))
     var filter: String = ""
 
-    @Option(name: .customShort("p"), help: ArgumentHelp("Trace this process (tgid) only (filtered in the kernel).", valueName: "PID"))
-    var pid: UInt32?
+    @OptionGroup var sources: SourceOptions
 
     @Option(name: .customShort("w"), help: ArgumentHelp("Batch mode line width (columns that do not fit are left out).", valueName: "COLS"))
     var width: Int = 512
-
-    @Flag(help: "Source: the ummunotify driver's tracepoints. Source flags combine; without any, every available source is traced.")
-    var ummunotify = false
-
-    @Flag(help: "Source: the umem driver's tracepoints.")
-    var umem = false
-
-    @Flag(help: "Source: the stock kernel's MMU-notifier core (fentry; no module needed).")
-    var mmuNotifier = false
-
-    @Flag(help: "Source: the stock kernel's userfaultfd (fentry; no module needed).")
-    var userfaultfd = false
-
-    var pickedSources: (sources: [TraceSource], required: Bool) {
-        TraceSource.picked([.ummunotify: ummunotify, .umem: umem, .mmuNotifier: mmuNotifier, .userfaultfd: userfaultfd])
-    }
 
     @Flag(help: "Do not enable the kernel's BPF run-time statistics (no overhead figures).")
     var noBpfStats = false
 
     @Option(help: ArgumentHelp("Synthetic processes instead of the drivers (benchmark, demo without root).", visibility: .hidden))
     var synthetic: Int?
-
-    @Flag(help: "Print libbpf and verifier messages.")
-    var verbose = false
 
     func validate() throws {
         if !(delay >= 0.1 && delay <= 3600) { throw ValidationError("-d must be between 0.1 and 3600 seconds") }
@@ -100,26 +81,12 @@ struct UmmuTop: ParsableCommand {
                     + views.map { "\($0.rawValue): \($0.sortKeyList)" }.joined(separator: "; "))
             }
         }
-        if pid == 0 { throw ValidationError("-p needs a process id > 0") }
         if width < 20 || width > 4096 { throw ValidationError("-w must be between 20 and 4096") }
         if let synthetic, synthetic < 0 || synthetic > 1_000_000 { throw ValidationError("--synthetic must be 0...1000000") }
     }
 
     func run() throws {
-        do {
-            try top()
-        } catch let e as UmmuError {
-            fail(e.message, e.exitCode)
-        } catch let e as ScreenError {
-            fail(e.message, 1)
-        }
-    }
-
-    func fail(_ message: String, _ code: Int32) -> Never {
-        var err = OutputBuffer(fd: 2)
-        err.append("ummutop: \(message)\n")
-        err.flush()
-        Glibc.exit(code)
+        try reportingErrors(tool: "ummutop", top)
     }
 
     func top() throws {
@@ -132,21 +99,12 @@ struct UmmuTop: ParsableCommand {
             source = Source(synthetic: synthetic)
             status.bpfStats = false
         } else {
-            setLibbpfVerbose(verbose)
-            try checkPrivileges()
-            try checkBPFSupport()
-            let (sources, required) = pickedSources
+            try sources.check()
             // Run-time statistics cost a little on every BPF program, so
             // they are on only while ummutop runs (the guard's fd).
             stats = noBpfStats ? nil : try? BPFStatsGuard()
             status.bpfStats = stats != nil
-            let tracer = try Tracer(sources: sources, required: required,
-                                    options: LoadOptions(filterPID: pid ?? 0))
-            for line in tracer.unavailableLines(tool: "ummutop", verb: "showing") {
-                var err = OutputBuffer(fd: 2)
-                err.append(line + "\n")
-                err.flush()
-            }
+            let tracer = try sources.tracer(tool: "ummutop", verb: "showing", options: LoadOptions())
             source = Source(tracer: tracer)
         }
         defer {
@@ -187,4 +145,8 @@ struct UmmuTop: ParsableCommand {
             if stop || (count.map { printed >= $0 } ?? false) { return }
         }
     }
+}
+
+extension ScreenError: OneLineError {
+    var exitCode: Int32 { 1 }
 }

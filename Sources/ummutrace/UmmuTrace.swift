@@ -1,5 +1,6 @@
 import ArgumentParser
 import Glibc
+import UmmuCLI
 import UmmuKit
 
 @main
@@ -34,24 +35,7 @@ struct UmmuTrace: ParsableCommand {
     @Flag(name: .customShort("T"), help: "Include a timestamp on each output.")
     var timestamps = false
 
-    @Option(name: .customShort("p"), help: ArgumentHelp("Trace this process (tgid) only.", valueName: "PID"))
-    var pid: UInt32?
-
-    @Flag(help: "Source: the ummunotify driver's tracepoints. Source flags combine; without any, every available source is traced.")
-    var ummunotify = false
-
-    @Flag(help: "Source: the umem driver's tracepoints.")
-    var umem = false
-
-    @Flag(help: "Source: the stock kernel's MMU-notifier core (fentry; no module needed).")
-    var mmuNotifier = false
-
-    @Flag(help: "Source: the stock kernel's userfaultfd (fentry; no module needed).")
-    var userfaultfd = false
-
-    var pickedSources: (sources: [TraceSource], required: Bool) {
-        TraceSource.picked([.ummunotify: ummunotify, .umem: umem, .mmuNotifier: mmuNotifier, .userfaultfd: userfaultfd])
-    }
+    @OptionGroup var sources: SourceOptions
 
     @Flag(help: "Newline-delimited JSON on stdout.")
     var json = false
@@ -68,9 +52,6 @@ struct UmmuTrace: ParsableCommand {
     @Flag(help: "The BPF programs' own run time: in --json, and as ummu_bpf_run_* with --metrics-file. Turns the kernel's BPF statistics on for every program on the host while ummutrace runs; needs CAP_SYS_ADMIN.")
     var bpfStats = false
 
-    @Flag(help: "Print libbpf and verifier messages.")
-    var verbose = false
-
     @Option(help: ArgumentHelp("Exporter: rewrite this Prometheus text file atomically every interval (default 10 s) instead of printing; for node_exporter's textfile collector (docs/metrics.md).", valueName: "PATH"))
     var metricsFile: String?
 
@@ -82,7 +63,6 @@ struct UmmuTrace: ParsableCommand {
             throw ValidationError("interval must be between 0 and 86400 seconds")
         }
         if let count, count <= 0 { throw ValidationError("count must be positive") }
-        if pid == 0 { throw ValidationError("-p needs a process id > 0") }
         // The kernel wants a power-of-two multiple of the page size.
         if ringKib < 4 || ringKib > 1 << 20 || ringKib & (ringKib - 1) != 0 {
             throw ValidationError("--ring-kib must be a power of two in 4..1048576")
@@ -96,45 +76,24 @@ struct UmmuTrace: ParsableCommand {
     }
 
     func run() throws {
-        do {
-            try trace()
-        } catch let e as UmmuError {
-            var err = OutputBuffer(fd: 2)
-            err.append("ummutrace: \(e.message)\n")
-            err.flush()
-            throw ExitCode(e.exitCode)
-        } catch let e as MetricsFileError {
-            var err = OutputBuffer(fd: 2)
-            err.append("ummutrace: \(e)\n")
-            err.flush()
-            throw ExitCode(1)
-        }
+        try reportingErrors(tool: "ummutrace", trace)
     }
 
     func trace() throws {
         signal(SIGPIPE, SIG_IGN)
-        setLibbpfVerbose(verbose)
         // The metrics file's directory first: a wrong path is one clear line
         // even without privileges.
         let exporter = try metricsFile.map {
             try UmmuMetricsExporter(path: $0, config: UmmuMetricsConfig(topN: metricsTop, bpfStats: bpfStats))
         }
-        try checkPrivileges()
-        try checkBPFSupport()
-
-        let (sources, required) = pickedSources
-        let options = LoadOptions(filterPID: pid ?? 0, events: events, ringBytes: ringKib * 1024)
+        try sources.check()
         // Opt-in, as in ebpf_exporter: CAP_BPF and CAP_PERFMON suffice without it.
         let stats = bpfStats ? try BPFStatsGuard() : nil
         defer { stats?.close() }
-        let tracer = try Tracer(sources: sources, required: required, options: options)
+        let tracer = try sources.tracer(tool: "ummutrace",
+                                        options: LoadOptions(events: events, ringBytes: ringKib * 1024))
         defer { tracer.detach() }
         tracer.maxStartAgeNs = UInt64(maxAge * 1e9)
-        for line in tracer.unavailableLines(tool: "ummutrace") {
-            var err = OutputBuffer(fd: 2)
-            err.append(line + "\n")
-            err.flush()
-        }
         let signals = try SignalWatcher([SIGINT, SIGTERM, SIGHUP])
         var out = OutputBuffer(fd: 1)
         if events {
@@ -152,7 +111,7 @@ struct UmmuTrace: ParsableCommand {
     func runIntervals(_ tracer: Tracer, _ signals: SignalWatcher, _ out: inout OutputBuffer) throws {
         if !json {
             out.append("Tracing \(tracer.sources.map(\.rawValue).joined(separator: ", "))"
-                + (pid.map { " for PID \($0)" } ?? "") + "... Hit Ctrl-C to end.\n")
+                + (sources.pid.map { " for PID \($0)" } ?? "") + "... Hit Ctrl-C to end.\n")
             out.flush()
         }
         let text = TextRenderer(milliseconds: milliseconds, timestamps: timestamps)
