@@ -1,9 +1,11 @@
+#define _GNU_SOURCE	/* sched_setaffinity */
 #include "ummu_bpf.h"
 
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sched.h>
 #include <signal.h>
 #include <unistd.h>
 #include <sys/signalfd.h>
@@ -131,12 +133,16 @@ int ummu_object_set_config(struct bpf_object *obj, const struct ummu_config *cfg
 }
 
 int ummu_test_run_raw_tp(int prog_fd, const uint64_t *args, uint32_t nargs,
-			 uint32_t *retval)
+			 int cpu, uint32_t *retval)
 {
 	LIBBPF_OPTS(bpf_test_run_opts, opts, .ctx_in = args,
 		    .ctx_size_in = nargs * sizeof(uint64_t));
 	int err;
 
+	if (cpu >= 0) {
+		opts.flags = BPF_F_TEST_RUN_ON_CPU;
+		opts.cpu = (__u32)cpu;
+	}
 	err = bpf_prog_test_run_opts(prog_fd, &opts);
 	if (err)
 		return -errno;
@@ -235,4 +241,15 @@ int ummu_signalfd_read(int fd)
 int ummu_gettid(void)
 {
 	return (int)syscall(SYS_gettid);
+}
+
+int ummu_pin_thread(int cpu)
+{
+	cpu_set_t set;
+
+	if (cpu < 0 || cpu >= CPU_SETSIZE)
+		return -EINVAL;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	return sched_setaffinity(0, sizeof(set), &set) ? -errno : 0;
 }

@@ -50,15 +50,17 @@ public struct BPFProgram: @unchecked Sendable {
 
     public var fd: Int32 { bpf_program__fd(prog) }
 
-    /// Runs the program once with `args` as its raw_tp context (BPF_PROG_TEST_RUN).
+    /// Runs the program once with `args` as its raw_tp context (BPF_PROG_TEST_RUN),
+    /// on `cpu` (BPF_F_TEST_RUN_ON_CPU) or, when nil, on the calling CPU.
     @discardableResult
-    public func testRun(_ args: [UInt64]) throws -> UInt32 {
+    public func testRun(_ args: [UInt64], onCPU cpu: Int? = nil) throws -> UInt32 {
         var ret: UInt32 = 0
         let rc = args.withUnsafeBufferPointer { buf in
-            ummu_test_run_raw_tp(fd, buf.baseAddress, UInt32(buf.count), &ret)
+            ummu_test_run_raw_tp(fd, buf.baseAddress, UInt32(buf.count), Int32(clamping: cpu ?? -1), &ret)
         }
         if rc != 0 {
-            throw UmmuError(.bpf, "test run of \(name) failed: \(UmmuError.errnoText(rc))")
+            let on = cpu.map { " on CPU \($0)" } ?? ""
+            throw UmmuError(.bpf, "test run of \(name)\(on) failed: \(UmmuError.errnoText(rc))")
         }
         return ret
     }
@@ -72,8 +74,9 @@ public struct BPFProgram: @unchecked Sendable {
     }
 }
 
-/// A map of a loaded object, read through its fd.
-public struct BPFMap: @unchecked Sendable {
+/// A map of a loaded object, read through its fd. One per map and object
+/// (BPFObject caches them): its batch buffer is reused by every read.
+public final class BPFMap: @unchecked Sendable {
     public let name: String
     public let fd: Int32
     public let type: UInt32
@@ -86,7 +89,19 @@ public struct BPFMap: @unchecked Sendable {
             || type == BPF_MAP_TYPE_LRU_PERCPU_HASH.rawValue
     }
 
-    init(name: String, fd: Int32) throws {
+    /// Copies of a value per row: one per possible CPU for per-CPU maps.
+    var cpus: Int { isPerCPU ? possibleCPUs : 1 }
+    /// Bytes of one CPU's copy: the kernel pads per-CPU copies to 8 bytes.
+    var cpuStride: Int { isPerCPU ? (valueSize + 7) & ~7 : valueSize }
+    /// Bytes of one row's values in a batch (keys are packed at keySize).
+    var rowStride: Int { cpuStride * cpus }
+
+    private let lock = MapLock()
+    private let buffer: BatchBuffer
+    /// BPF_MAP_LOOKUP_BATCH calls of the last read (1 once the buffer fits).
+    private(set) var lastReadCalls = 0
+
+    init(name: String, fd: Int32) throws(UmmuError) {
         var t: UInt32 = 0, k: UInt32 = 0, v: UInt32 = 0, m: UInt32 = 0
         let rc = ummu_map_info(fd, &t, &k, &v, &m)
         if rc != 0 {
@@ -98,49 +113,123 @@ public struct BPFMap: @unchecked Sendable {
         keySize = Int(k)
         valueSize = Int(v)
         maxEntries = Int(m)
+        buffer = BatchBuffer(keySize: Int(k), tokenSize: max(8, Int(k)))
     }
 
-    /// Checks that a Swift view of the value matches the map's layout.
+    /// Checks that a Swift view of the key and value matches the map's layout.
     func check<K, V>(_ k: K.Type, _ v: V.Type) throws {
-        if MemoryLayout<K>.size != keySize || MemoryLayout<V>.size != valueSize
-            || (isPerCPU && MemoryLayout<V>.stride % 8 != 0) {
-            throw UmmuError(.bpf, "map \(name): layout mismatch between bpf/ummu_shared.h and the loaded object")
+        if MemoryLayout<K>.size != keySize || MemoryLayout<V>.size != valueSize {
+            throw UmmuError(.bpf, "map \(name): layout mismatch: the loaded object has \(keySize)-byte keys and"
+                + " \(valueSize)-byte values, UmmuKit reads \(MemoryLayout<K>.size) and \(MemoryLayout<V>.size)"
+                + " (bpf/ummu_shared.h and the object differ)")
+        }
+    }
+
+    /// Every row, read with BPF_MAP_LOOKUP_BATCH into this map's buffer and
+    /// handed to `body` as views valid only during the call.
+    public func withRows<K: BitwiseCopyable, V: BitwiseCopyable, R>(
+        _ k: K.Type, _ v: V.Type, _ body: (BPFRows<K, V>) throws -> R
+    ) throws -> R {
+        try check(K.self, V.self)
+        return try withBatch { n in
+            try body(BPFRows(keys: UnsafeRawPointer(buffer.keys), values: UnsafeRawPointer(buffer.values),
+                             endIndex: n, keySize: keySize, rowStride: rowStride, cpuStride: cpuStride, cpus: cpus))
+        }
+    }
+
+    /// The keys (read in one batch, like every row).
+    public func keys<K: BitwiseCopyable>(as: K.Type) throws -> [K] {
+        if MemoryLayout<K>.size != keySize {
+            throw UmmuError(.bpf, "map \(name): \(keySize)-byte keys, read as \(MemoryLayout<K>.size)")
+        }
+        return try withBatch { n in
+            (0..<n).map { UnsafeRawPointer(buffer.keys).loadUnaligned(fromByteOffset: $0 * keySize, as: K.self) }
+        }
+    }
+
+    /// Reads every row into the buffer and runs `body` with the row count
+    /// while no other thread can reuse the buffer.
+    private func withBatch<R>(_ body: (Int) throws -> R) throws -> R {
+        try lock.withLock { try body(try readAll()) }
+    }
+
+    /// Fills the buffer with every row and returns how many. A hash map's
+    /// batch cursor is a bucket, so rows BPF deletes meanwhile do not make
+    /// the walk restart: each row present throughout comes exactly once.
+    private func readAll() throws -> Int {
+        if buffer.capacity == 0 {
+            // Room for a whole array at once, and for a hash map's first
+            // 64 KiB; grown as needed and kept for the next read.
+            buffer.grow(to: min(maxEntries + 1, max(16, 65536 / max(1, keySize + rowStride))), rowStride: rowStride)
+        }
+        var total = 0
+        var started = false
+        lastReadCalls = 0
+        while true {
+            if total == buffer.capacity { buffer.grow(to: 2 * buffer.capacity, rowStride: rowStride) }
+            var n = UInt32(clamping: buffer.capacity - total)
+            lastReadCalls += 1
+            let rc = bpf_map_lookup_batch(fd, started ? UnsafeMutableRawPointer(buffer.token) : nil, buffer.token,
+                                          buffer.keys + total * keySize, buffer.values + total * rowStride, &n, nil)
+            total += Int(n)
+            switch rc {
+            case 0 where n > 0:
+                started = true
+            case -ENOENT:  // past the last row
+                return total
+            case -ENOSPC where buffer.capacity - total < maxEntries:
+                // A bucket holds more rows than are left: retry it with more room.
+                buffer.grow(to: 2 * buffer.capacity, rowStride: rowStride)
+            default:
+                throw UmmuError(.bpf, "cannot read map \(name): "
+                    + (rc == 0 ? "the batch lookup returned no row" : UmmuError.errnoText(rc)))
+            }
         }
     }
 
     /// The value for a key: one element per possible CPU for per-CPU maps,
     /// otherwise a single element. nil when the key is absent.
-    public func lookup<K: BitwiseCopyable, V: BitwiseCopyable>(_ key: K, as: V.Type) -> [V]? {
-        let n = isPerCPU ? possibleCPUs : 1
+    public func lookup<K: BitwiseCopyable, V: BitwiseCopyable>(_ key: K, as: V.Type) throws -> [V]? {
+        try check(K.self, V.self)
         var key = key
-        let stride = (MemoryLayout<V>.stride + 7) & ~7
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: stride * n, alignment: 8)
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: rowStride, alignment: 8)
         defer { raw.deallocate() }
         let rc = bpf_map_lookup_elem(fd, &key, raw)
-        if rc != 0 { return nil }
-        return (0..<n).map { raw.load(fromByteOffset: $0 * stride, as: V.self) }
+        if rc == -ENOENT { return nil }
+        if rc != 0 { throw UmmuError(.bpf, "cannot read map \(name): \(UmmuError.errnoText(rc))") }
+        return (0..<cpus).map { raw.loadUnaligned(fromByteOffset: $0 * cpuStride, as: V.self) }
     }
 
-    /// All keys, at most maxEntries + 1 of them (a map changing under the walk
-    /// may restart it; the bound keeps the walk finite).
-    public func keys<K: Hashable & BitwiseCopyable>(as: K.Type) -> [K] {
-        var out: [K] = []
-        var seen = Set<K>()
-        let cur = UnsafeMutablePointer<K>.allocate(capacity: 1)
-        let next = UnsafeMutablePointer<K>.allocate(capacity: 1)
-        defer { cur.deallocate(); next.deallocate() }
-        var first = true
-        var steps = 0
-        while steps <= maxEntries {
-            steps += 1
-            let rc = bpf_map_get_next_key(fd, first ? nil : UnsafeRawPointer(cur), next)
-            if rc != 0 { break }
-            first = false
-            let k = next.pointee
-            if seen.insert(k).inserted { out.append(k) }
-            cur.pointee = k
+    /// The elements of an array map of all-u64 structs at `indices`, each
+    /// summed over CPUs (one batch read for all).
+    func summed<V: BitwiseCopyable>(_ indices: [UInt32], as: V.Type) throws -> [V] {
+        try withRows(UInt32.self, V.self) { rows in
+            try indices.map { i in
+                guard Int(i) < rows.count, rows[Int(i)].key == i else {
+                    throw UmmuError(.bpf, "map \(name) has no element \(i)")
+                }
+                return rows[Int(i)].values.summed()
+            }
         }
-        return out
+    }
+
+    /// Histogram elements of an array map, summed over CPUs.
+    func histograms(_ indices: [UInt32]) throws -> [Histogram] {
+        try summed(indices, as: ummu_hist.self).map(Histogram.init)
+    }
+
+    /// Sets each histogram field of `totals` from its element of this array map.
+    func readHistograms<T>(into totals: inout T, _ fields: [(index: UInt32, field: WritableKeyPath<T, Histogram>)]) throws {
+        for (h, f) in zip(try histograms(fields.map(\.index)), fields) { totals[keyPath: f.field] = h }
+    }
+
+    /// Deletes the rows `doomed` picks and returns how many went (a row
+    /// already gone is not counted).
+    func deleteRows<K: BitwiseCopyable, V: BitwiseCopyable>(
+        _ k: K.Type, _ v: V.Type, where doomed: (K, PerCPUValues<V>) -> Bool
+    ) throws -> Int {
+        let keys = try withRows(K.self, V.self) { rows in rows.filter { doomed($0.key, $0.values) }.map(\.key) }
+        return keys.reduce(0) { $0 + (delete($1) ? 1 : 0) }
     }
 
     @discardableResult
@@ -152,48 +241,119 @@ public struct BPFMap: @unchecked Sendable {
     /// Writes a value (for tests and benches); per-CPU maps take one per CPU.
     @discardableResult
     public func update<K: BitwiseCopyable, V: BitwiseCopyable>(_ key: K, _ values: [V]) -> Bool {
+        guard (try? check(K.self, V.self)) != nil, values.count == cpus else { return false }
         var key = key
-        let stride = (MemoryLayout<V>.stride + 7) & ~7
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(1, stride * values.count), alignment: 8)
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: rowStride, alignment: 8)
         defer { raw.deallocate() }
-        raw.initializeMemory(as: UInt8.self, repeating: 0, count: stride * values.count)
-        for (i, v) in values.enumerated() { raw.storeBytes(of: v, toByteOffset: i * stride, as: V.self) }
+        raw.initializeMemory(as: UInt8.self, repeating: 0, count: rowStride)
+        for (i, v) in values.enumerated() { raw.storeBytes(of: v, toByteOffset: i * cpuStride, as: V.self) }
         return bpf_map_update_elem(fd, &key, raw, 0) == 0
     }
+}
 
-    /// Zeroes every element of an array map.
-    public func clearArray() {
-        guard type == BPF_MAP_TYPE_PERCPU_ARRAY.rawValue || type == BPF_MAP_TYPE_ARRAY.rawValue else { return }
-        let n = isPerCPU ? possibleCPUs : 1
-        let stride = (valueSize + 7) & ~7
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: stride * n, alignment: 8)
-        defer { raw.deallocate() }
-        raw.initializeMemory(as: UInt8.self, repeating: 0, count: stride * n)
-        for i in 0..<UInt32(maxEntries) {
-            var k = i
-            bpf_map_update_elem(fd, &k, raw, 0)
+/// The rows of one batch read: keys and per-CPU values, read in place.
+public struct BPFRows<K: BitwiseCopyable, V: BitwiseCopyable>: RandomAccessCollection {
+    let keys: UnsafeRawPointer
+    let values: UnsafeRawPointer
+    public let endIndex: Int
+    let keySize: Int
+    let rowStride: Int
+    let cpuStride: Int
+    let cpus: Int
+
+    public var startIndex: Int { 0 }
+
+    public subscript(i: Int) -> (key: K, values: PerCPUValues<V>) {
+        (keys.loadUnaligned(fromByteOffset: i * keySize, as: K.self),
+         PerCPUValues(base: values + i * rowStride, stride: cpuStride, endIndex: cpus))
+    }
+}
+
+/// One row's value: a copy per possible CPU for per-CPU maps, else one.
+public struct PerCPUValues<V: BitwiseCopyable>: RandomAccessCollection {
+    let base: UnsafeRawPointer
+    let stride: Int
+    /// At least 1.
+    public let endIndex: Int
+
+    public var startIndex: Int { 0 }
+
+    public subscript(cpu: Int) -> V { base.loadUnaligned(fromByteOffset: cpu * stride, as: V.self) }
+
+    /// The value of a map that is not per-CPU (CPU 0's copy of one that is).
+    public var value: V { self[0] }
+
+    /// The copies of an all-u64 struct summed word by word.
+    public func summed() -> V {
+        var out = self[0]
+        withUnsafeMutableBytes(of: &out) { acc in
+            for cpu in 1..<endIndex {
+                let src = base + cpu * stride
+                for w in 0..<acc.count / 8 {
+                    let sum = acc.load(fromByteOffset: w * 8, as: UInt64.self)
+                        &+ src.loadUnaligned(fromByteOffset: w * 8, as: UInt64.self)
+                    acc.storeBytes(of: sum, toByteOffset: w * 8, as: UInt64.self)
+                }
+            }
         }
+        return out
+    }
+}
+
+/// A map's batch buffers: keys, values and the kernel's cursor.
+private final class BatchBuffer {
+    let keySize: Int
+    private(set) var capacity = 0
+    private(set) var keys: UnsafeMutableRawPointer
+    private(set) var values: UnsafeMutableRawPointer
+    let token: UnsafeMutableRawPointer
+
+    init(keySize: Int, tokenSize: Int) {
+        self.keySize = keySize
+        keys = UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 8)
+        values = UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 8)
+        token = UnsafeMutableRawPointer.allocate(byteCount: tokenSize, alignment: 8)
     }
 
-    /// Deletes every key of a hash map.
-    public func clearHash<K: Hashable & BitwiseCopyable>(as: K.Type) {
-        for k in keys(as: K.self) { delete(k) }
+    /// Room for `rows` rows, keeping the rows read so far.
+    func grow(to rows: Int, rowStride: Int) {
+        guard rows > capacity else { return }
+        let k = UnsafeMutableRawPointer.allocate(byteCount: max(1, rows * keySize), alignment: 8)
+        let v = UnsafeMutableRawPointer.allocate(byteCount: max(1, rows * rowStride), alignment: 8)
+        k.copyMemory(from: keys, byteCount: capacity * keySize)
+        v.copyMemory(from: values, byteCount: capacity * rowStride)
+        keys.deallocate()
+        values.deallocate()
+        keys = k
+        values = v
+        capacity = rows
     }
 
-    /// Element `index` of an array of all-u64 structs, summed over CPUs;
-    /// nil when absent.
-    func summed<V: BitwiseCopyable>(at index: UInt32, as: V.Type) -> V? {
-        sumWords(lookup(index, as: V.self) ?? [])
+    deinit {
+        keys.deallocate()
+        values.deallocate()
+        token.deallocate()
+    }
+}
+
+/// A pthread mutex: one reader of a map's buffer at a time.
+private final class MapLock: @unchecked Sendable {
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+
+    init() {
+        mutex.initialize(to: pthread_mutex_t())
+        pthread_mutex_init(mutex, nil)
     }
 
-    /// A histogram element of an array map, summed over CPUs (empty when absent).
-    func histogram(at index: UInt32) -> Histogram {
-        summed(at: index, as: ummu_hist.self).map(Histogram.init) ?? Histogram()
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
     }
 
-    /// Sum over CPUs of a per-CPU u64 array element.
-    public func sumU64(at index: UInt32) -> UInt64 {
-        (lookup(index, as: UInt64.self) ?? []).reduce(0, &+)
+    func withLock<R>(_ body: () throws -> R) rethrows -> R {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return try body()
     }
 }
 
@@ -242,6 +402,8 @@ public final class BPFObject: @unchecked Sendable {
     public let id: BPFObjectID
     public private(set) var programs: [BPFProgram] = []
     private var links: [OpaquePointer] = []
+    /// Every map, looked up once after load (fd and sizes do not change).
+    private var maps: [String: Result<BPFMap, UmmuError>] = [:]
 
     /// Opens the embedded object, applies `options` and loads it into the
     /// kernel. Does not attach. `attachTarget` retargets every fentry/fexit
@@ -279,6 +441,13 @@ public final class BPFObject: @unchecked Sendable {
             let isTrace = parts.first == "fentry" || parts.first == "fexit"
             programs.append(BPFProgram(prog: prog, name: name, tracepoint: tp, isTrace: isTrace))
             p = bpf_object__next_program(o, prog)
+        }
+        var m = bpf_object__next_map(o, nil)
+        while let map = m {
+            let name = String(cString: bpf_map__name(map))
+            // A map whose info cannot be read fails when it is used, not here.
+            maps[name] = Result { () throws(UmmuError) in try BPFMap(name: name, fd: bpf_map__fd(map)) }
+            m = bpf_object__next_map(o, map)
         }
     }
 
@@ -389,20 +558,20 @@ public final class BPFObject: @unchecked Sendable {
         return p
     }
 
-    /// The one element of a per-CPU totals array, summed over CPUs; nil
-    /// when the map is missing or its layout is not V's.
-    func totals<V: BitwiseCopyable>(_ name: String, as: V.Type) -> V? {
-        guard let m = try? map(name), (try? m.check(UInt32.self, V.self)) != nil else { return nil }
-        return m.summed(at: 0, as: V.self)
+    /// The one element of a per-CPU totals array, summed over CPUs.
+    func totals<V: BitwiseCopyable>(_ name: String, as: V.Type) throws -> V {
+        let all = try map(name).summed([0], as: V.self)
+        guard let v = all.first else { throw UmmuError(.bpf, "map \(name) has no element 0") }
+        return v
     }
 
-    public func hasMap(_ name: String) -> Bool { bpf_object__find_map_by_name(obj, name) != nil }
+    public func hasMap(_ name: String) -> Bool { maps[name] != nil }
 
     public func map(_ name: String) throws -> BPFMap {
-        guard let m = bpf_object__find_map_by_name(obj, name) else {
+        guard let m = maps[name] else {
             throw UmmuError(.bpf, "no map \(name) in the \(id) BPF object")
         }
-        return try BPFMap(name: name, fd: bpf_map__fd(m))
+        return try m.get()
     }
 
     public var isAttached: Bool { !links.isEmpty }

@@ -74,15 +74,12 @@ final class CallbackTimers: @unchecked Sendable {
     }
 
     /// Cumulative figures of every timed callback, by function.
-    func read() -> [String: SubscriberCallback] {
+    func read() throws -> [String: SubscriberCallback] {
         var out: [String: SubscriberCallback] = [:]
         for t in timers.values {
-            var c = SubscriberCallback(name: t.name, function: t.function)
-            if let v = t.object.totals("cb_stats", as: mn_cb.self) {
-                c.latency = Histogram(v.start_ns)
-                c.failed = v.failed
-            }
-            out[t.function] = c
+            let v = try t.object.totals("cb_stats", as: mn_cb.self)
+            out[t.function] = SubscriberCallback(name: t.name, function: t.function,
+                                                 latency: Histogram(v.start_ns), failed: v.failed)
         }
         return out
     }

@@ -2,22 +2,6 @@ import CLibbpf
 import Glibc
 import UmmuBPF
 
-/// Sums per-CPU copies of an all-u64 struct word by word.
-func sumWords<V: BitwiseCopyable>(_ values: [V]) -> V? {
-    guard var out = values.first else { return nil }
-    let n = MemoryLayout<V>.size / 8
-    var acc = [UInt64](repeating: 0, count: n)
-    for v in values {
-        withUnsafeBytes(of: v) { raw in
-            for i in 0..<n { acc[i] &+= raw.load(fromByteOffset: i * 8, as: UInt64.self) }
-        }
-    }
-    withUnsafeMutableBytes(of: &out) { raw in
-        for i in 0..<n { raw.storeBytes(of: acc[i], toByteOffset: i * 8, as: UInt64.self) }
-    }
-    return out
-}
-
 func monotonicNow() -> UInt64 {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
@@ -140,27 +124,29 @@ public final class Tracer: @unchecked Sendable {
 
     // MARK: snapshot
 
-    public func snapshot() -> Snapshot {
+    /// Every map of every source, read in full. A map that is missing,
+    /// laid out differently or unreadable is an error naming it, never zeros.
+    public func snapshot() throws -> Snapshot {
         var snap = Snapshot(monotonicNs: monotonicNow(), wallNs: wallNow())
         var procs: [UInt32: ProcessRow] = [:]
         if let o = ummunotify {
-            snap.ummunotify = readUmmunotify(o, into: &procs)
+            snap.ummunotify = try readUmmunotify(o, into: &procs)
         }
         if let o = umem {
-            var t = readUmem(o, into: &procs)
+            var t = try readUmem(o, into: &procs)
             t.expired = expired
             snap.umem = t
         }
         if let o = objects[.mmuNotifier] {
-            snap.mmuNotifier = readMMUNotifier(o, into: &procs, subscribers: &snap.subscribers,
-                                               causes: &snap.causes)
-            snap.callbacks = callbackTimers?.read() ?? [:]
+            snap.mmuNotifier = try readMMUNotifier(o, into: &procs, subscribers: &snap.subscribers,
+                                                   causes: &snap.causes)
+            snap.callbacks = try callbackTimers?.read() ?? [:]
         }
         if let o = objects[.userfaultfd] {
-            snap.userfaultfd = readUserfaultfd(o, into: &procs)
+            snap.userfaultfd = try readUserfaultfd(o, into: &procs)
         }
         for (source, o) in objects {
-            snap.droppedEvents &+= (try? o.map("drops").sumU64(at: 0)) ?? 0
+            snap.droppedEvents &+= try o.totals("drops", as: UInt64.self)
             snap.bpf[source] = runStats(o)
         }
         for (pid, row) in procs where row.comm.isEmpty {
@@ -188,9 +174,10 @@ public final class Tracer: @unchecked Sendable {
         }
     }
 
-    func readUmmunotify(_ o: BPFObject, into procs: inout [UInt32: ProcessRow]) -> UmmunotifyTotals {
+    func readUmmunotify(_ o: BPFObject, into procs: inout [UInt32: ProcessRow]) throws -> UmmunotifyTotals {
         var t = UmmunotifyTotals()
-        if let v = o.totals("un_totals", as: un_totals.self) {
+        do {
+            let v = try o.totals("un_totals", as: un_totals.self)
             t.invalidations = cArray(v.inval, count: Reason.count)
             t.invalidatedBytes = cArray(v.bytes, count: Reason.count)
             t.notifyNoHit = v.notify_nohit
@@ -204,34 +191,25 @@ public final class Tracer: @unchecked Sendable {
             t.contextOverflow = v.ctx_overflow
             t.filtered = v.filtered
         }
-        if let m = try? o.map("un_hists") {
-            t.spanBytes = m.histogram(at: UInt32(UN_HIST_SPAN.rawValue))
-            t.readBatch = m.histogram(at: UInt32(UN_HIST_READ_BATCH.rawValue))
+        try o.map("un_hists").readHistograms(into: &t, [(UN_HIST_SPAN.rawValue, \.spanBytes),
+                                                        (UN_HIST_READ_BATCH.rawValue, \.readBatch)])
+        try mergeProcessRows(o, "un_procs", as: un_proc.self, comm: \.comm, into: &procs) { row, per in
+            let v = per.summed()
+            var p = ProcessUmmunotify()
+            p.invalidations = cArray(v.inval, count: Reason.count)
+            p.invalidatedBytes = cArray(v.bytes, count: Reason.count)
+            p.reportsQueued = v.queued
+            p.reportsMerged = v.merged
+            p.reads = v.reads
+            p.eventsRead = v.events_read
+            row.ummunotify = p
         }
-        if let m = try? o.map("un_procs"), (try? m.check(UInt32.self, un_proc.self)) != nil {
-            for pid in m.keys(as: UInt32.self) {
-                guard let per = m.lookup(pid, as: un_proc.self), let v = sumWords(per) else { continue }
-                var p = ProcessUmmunotify()
-                p.invalidations = cArray(v.inval, count: Reason.count)
-                p.invalidatedBytes = cArray(v.bytes, count: Reason.count)
-                p.reportsQueued = v.queued
-                p.reportsMerged = v.merged
-                p.reads = v.reads
-                p.eventsRead = v.events_read
-                var row = procs[pid] ?? ProcessRow(pid: pid)
-                row.ummunotify = p
-                if row.comm.isEmpty, let c = per.lazy.map({ cString($0.comm) }).first(where: { !$0.isEmpty }) {
-                    row.comm = c
-                }
-                procs[pid] = row
-            }
-        }
-        if let m = try? o.map("un_ctxs"), (try? m.check(UInt64.self, un_ctx.self)) != nil {
-            for ctx in m.keys(as: UInt64.self) {
-                guard let per = m.lookup(ctx, as: un_ctx.self) else { continue }
+        try o.map("un_ctxs").withRows(UInt64.self, un_ctx.self) { rows in
+            for per in rows.lazy.map(\.values) {
+                // Gauges: the copy of the CPU that wrote last.
                 let held = per.max(by: { $0.held_ts < $1.held_ts }).map { $0.held_ts == 0 ? 0 : $0.held } ?? 0
                 let backlog = per.max(by: { $0.backlog_ts < $1.backlog_ts }).map { $0.backlog_ts == 0 ? 0 : $0.backlog } ?? 0
-                let tgid = per.map(\.tgid).max() ?? 0
+                let tgid = per.lazy.map(\.tgid).max() ?? 0
                 t.contexts += 1
                 t.registrationsHeld &+= held
                 t.reportsBacklog &+= backlog
@@ -247,9 +225,10 @@ public final class Tracer: @unchecked Sendable {
         return t
     }
 
-    func readUmem(_ o: BPFObject, into procs: inout [UInt32: ProcessRow]) -> UmemTotals {
+    func readUmem(_ o: BPFObject, into procs: inout [UInt32: ProcessRow]) throws -> UmemTotals {
         var t = UmemTotals()
-        if let v = o.totals("um_totals", as: um_totals.self) {
+        do {
+            let v = try o.totals("um_totals", as: um_totals.self)
             t.faults = v.faults
             t.faultsWaited = v.faults_waited
             t.outcomes = cArray(v.done, count: FaultOutcome.count)
@@ -266,29 +245,21 @@ public final class Tracer: @unchecked Sendable {
             t.areaOverflow = v.area_overflow
             t.filtered = v.filtered
         }
-        if let m = try? o.map("um_hists") {
-            t.serviceLatency = m.histogram(at: UInt32(UM_HIST_SERVICE.rawValue))
-            t.stallLatency = m.histogram(at: UInt32(UM_HIST_STALL.rawValue))
-            t.readBatch = m.histogram(at: UInt32(UM_HIST_READ_BATCH.rawValue))
+        try o.map("um_hists").readHistograms(into: &t, [(UM_HIST_SERVICE.rawValue, \.serviceLatency),
+                                                        (UM_HIST_STALL.rawValue, \.stallLatency),
+                                                        (UM_HIST_READ_BATCH.rawValue, \.readBatch)])
+        try mergeProcessRows(o, "um_procs", as: um_proc.self, comm: \.comm, into: &procs) { row, per in
+            let v = per.value
+            var p = ProcessUmem()
+            p.faults = v.faults
+            p.faultsWaited = v.faults_waited
+            p.pagesOnDemand = v.on_demand
+            p.serviceLatency = Histogram(v.service)
+            p.stallLatency = Histogram(v.stall)
+            row.umem = p
         }
-        if let m = try? o.map("um_procs"), (try? m.check(UInt32.self, um_proc.self)) != nil {
-            for pid in m.keys(as: UInt32.self) {
-                guard let v = m.lookup(pid, as: um_proc.self)?.first else { continue }
-                var p = ProcessUmem()
-                p.faults = v.faults
-                p.faultsWaited = v.faults_waited
-                p.pagesOnDemand = v.on_demand
-                p.serviceLatency = Histogram(v.service)
-                p.stallLatency = Histogram(v.stall)
-                var row = procs[pid] ?? ProcessRow(pid: pid)
-                row.umem = p
-                if row.comm.isEmpty { row.comm = cString(v.comm) }
-                procs[pid] = row
-            }
-        }
-        if let m = try? o.map("um_areas"), (try? m.check(UInt64.self, um_area.self)) != nil {
-            for area in m.keys(as: UInt64.self) {
-                guard let v = m.lookup(area, as: um_area.self)?.first else { continue }
+        try o.map("um_areas").withRows(UInt64.self, um_area.self) { rows in
+            for v in rows.lazy.map(\.values.value) {
                 t.areas += 1
                 t.pendingRequests &+= v.pending
                 if v.client_tgid != 0 {
@@ -301,6 +272,25 @@ public final class Tracer: @unchecked Sendable {
             }
         }
         return t
+    }
+
+    /// Merges every row of a per-process map (key: tgid) into `procs`:
+    /// `fill` sets this source's part; a process not named yet takes the
+    /// first comm a CPU's copy of the row carries.
+    func mergeProcessRows<V: BitwiseCopyable, C>(
+        _ o: BPFObject, _ name: String, as: V.Type, comm: KeyPath<V, C>, into procs: inout [UInt32: ProcessRow],
+        _ fill: (inout ProcessRow, PerCPUValues<V>) -> Void
+    ) throws {
+        try o.map(name).withRows(UInt32.self, V.self) { rows in
+            for (pid, per) in rows {
+                var row = procs[pid] ?? ProcessRow(pid: pid)
+                fill(&row, per)
+                if row.comm.isEmpty, let c = per.lazy.map({ cString($0[keyPath: comm]) }).first(where: { !$0.isEmpty }) {
+                    row.comm = c
+                }
+                procs[pid] = row
+            }
+        }
     }
 
     // MARK: maintenance
@@ -325,45 +315,35 @@ public final class Tracer: @unchecked Sendable {
         }
         defer { goneAtLastMaintain = dead }
         var removed = 0
+        // A map that cannot be read keeps its rows until a later call; the
+        // snapshot reports the error.
         if let o = ummunotify {
-            if let m = try? o.map("un_procs") {
-                for pid in m.keys(as: UInt32.self) where gone(pid) { if m.delete(pid) { removed += 1 } }
-            }
-            if let m = try? o.map("un_ctxs") {
-                for ctx in m.keys(as: UInt64.self) {
-                    let tgid = m.lookup(ctx, as: un_ctx.self)?.map(\.tgid).max() ?? 0
-                    if tgid != 0 && gone(tgid) && m.delete(ctx) { removed += 1 }
-                }
-            }
+            removed += (try? o.map("un_procs").deleteRows(UInt32.self, un_proc.self) { pid, _ in gone(pid) }) ?? 0
+            removed += (try? o.map("un_ctxs").deleteRows(UInt64.self, un_ctx.self) { _, per in
+                let tgid = per.lazy.map(\.tgid).max() ?? 0
+                return tgid != 0 && gone(tgid)
+            }) ?? 0
         }
         removed += maintainStock(gone: gone)
         if let o = umem {
-            if let m = try? o.map("um_procs") {
-                for pid in m.keys(as: UInt32.self) where gone(pid) { if m.delete(pid) { removed += 1 } }
-            }
-            if let m = try? o.map("um_areas") {
-                for a in m.keys(as: UInt64.self) {
-                    let tgid = m.lookup(a, as: um_area.self)?.first?.client_tgid ?? 0
-                    if tgid != 0 && gone(tgid) && m.delete(a) { removed += 1 }
-                }
-            }
+            removed += (try? o.map("um_procs").deleteRows(UInt32.self, um_proc.self) { pid, _ in gone(pid) }) ?? 0
+            removed += (try? o.map("um_areas").deleteRows(UInt64.self, um_area.self) { _, per in
+                per.value.client_tgid != 0 && gone(per.value.client_tgid)
+            }) ?? 0
             let now = monotonicNow()
             let cutoff = now > maxStartAgeNs ? now - maxStartAgeNs : 0
-            if let m = try? o.map("um_pages") {
-                for k in m.keys(as: PageKey.self) {
-                    if let v = m.lookup(k, as: um_page_val.self)?.first, v.ts < cutoff, m.delete(k) {
-                        expired += 1
-                        removed += 1
-                    }
-                }
-            }
+            let stale = (try? o.map("um_pages").deleteRows(PageKey.self, um_page_val.self) { _, per in
+                per.value.ts < cutoff
+            }) ?? 0
+            expired += UInt64(stale)
+            removed += stale
         }
         return removed
     }
 }
 
-/// Hashable mirrors of the C key structs (same bytes).
-struct PageKey: Hashable, BitwiseCopyable {
+/// Swift mirror of the C page key (same bytes).
+struct PageKey: BitwiseCopyable {
     var area: UInt64
     var pgoff: UInt64
 }

@@ -20,8 +20,8 @@ final class Source {
         lastNs = monotonicNs()
     }
 
-    func snapshot() -> Snapshot {
-        if let tracer { return tracer.snapshot() }
+    func snapshot() throws -> Snapshot {
+        if let tracer { return try tracer.snapshot() }
         let now = monotonicNs()
         let secs = Double(now &- lastNs) / 1e9
         lastNs = now

@@ -39,14 +39,14 @@ final class TopView {
     func run() throws -> Int32 {
         try screen.start()
         defer { screen.stop() }
-        var prev = source.snapshot()
+        var prev = try source.snapshot()
         var deadline = monotonicNs() + intervalNs
         draw()
         while true {
             let now = monotonicNs()
             if now >= deadline {
                 if !status.paused {
-                    let cur = source.snapshot()
+                    let cur = try source.snapshot()
                     let iv = Interval(from: prev, to: cur)
                     prev = cur
                     apply(iv)
@@ -77,7 +77,7 @@ final class TopView {
                 case .quit: return 0
                 case .redraw: changed = true
                 case .resample:
-                    prev = source.snapshot()
+                    prev = try source.snapshot()
                     deadline = monotonicNs() + intervalNs
                     changed = true
                 case .none: break

@@ -130,11 +130,11 @@ struct UmmuTop: ParsableCommand {
     func runBatch(_ source: Source, _ signals: SignalWatcher, _ status: TopStatus, _ initial: TopViewTables) throws {
         var tables = initial
         var out = OutputBuffer(fd: 1)
-        var prev = source.snapshot()
+        var prev = try source.snapshot()
         var printed = 0
         while true {
             let stop = try signals.wait(untilNs: monotonicNs() + UInt64(delay * 1e9))
-            let cur = source.snapshot()
+            let cur = try source.snapshot()
             let iv = Interval(from: prev, to: cur)
             prev = cur
             tables.update(iv)

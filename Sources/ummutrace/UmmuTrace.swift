@@ -115,7 +115,7 @@ struct UmmuTrace: ParsableCommand {
             out.flush()
         }
         let text = TextRenderer(milliseconds: milliseconds, timestamps: timestamps)
-        var prev = tracer.snapshot()
+        var prev = try tracer.snapshot()
         // Without an interval: one summary at the end, and maintenance
         // meanwhile (exited processes pruned, stale fault starts expired),
         // as the interval modes do after each output.
@@ -124,7 +124,7 @@ struct UmmuTrace: ParsableCommand {
         let intervalNs = UInt64((interval ?? Self.summaryMaintenanceSeconds) * 1e9)
         while true {
             let stop = try signals.wait(untilNs: monotonicNs() + intervalNs)
-            let cur = tracer.snapshot()
+            let cur = try tracer.snapshot()
             let iv: Interval
             if var run = summary {
                 if !stop {
@@ -162,13 +162,13 @@ struct UmmuTrace: ParsableCommand {
     /// Exporter mode: the file is written at once (empty counters), then
     /// every interval; a failed write is reported and retried next time.
     func runExporter(_ tracer: Tracer, _ signals: SignalWatcher, _ exporter: inout UmmuMetricsExporter) throws {
-        var prev = tracer.snapshot()
+        var prev = try tracer.snapshot()
         try exporter.update(Interval(from: prev, to: prev))
         var written = 0
         let intervalNs = UInt64((interval ?? 10) * 1e9)
         while true {
             let stop = try signals.wait(untilNs: monotonicNs() + intervalNs)
-            let cur = tracer.snapshot()
+            let cur = try tracer.snapshot()
             do {
                 try exporter.update(Interval(from: prev, to: cur))
             } catch {
@@ -190,7 +190,7 @@ struct UmmuTrace: ParsableCommand {
         let stream = try EventStream(objects: objects, handler: writer.handle)
         if !json { writer.append(EventFormatter.textHeader + "\n") }
         writer.flush()
-        var prev = tracer.snapshot()
+        var prev = try tracer.snapshot()
         var printed = 0
         let intervalNs = UInt64((interval ?? 1) * 1e9)
         while true {
@@ -203,7 +203,7 @@ struct UmmuTrace: ParsableCommand {
                 if writer.broken { return }
                 throw error
             }
-            let cur = tracer.snapshot()
+            let cur = try tracer.snapshot()
             let dropped = cur.droppedEvents &- prev.droppedEvents
             let delivered = writer.takeDelivered()
             if json {

@@ -101,7 +101,7 @@ struct BPFTests {
         // The whole-mm soft-dirty clear: an invalidation of 0 bytes.
         try notify(o, ctx: 1, tgid: 4242, start: 0, end: ~0, reason: 4, hits: 3, queued: 3, gen: 3)
 
-        let s = t.snapshot()
+        let s = try t.snapshot()
         let u = try #require(s.ummunotify)
         #expect(u.invalidations == [1, 0, 0, 1, 1, 0, 0, 0, 1])
         #expect(u.invalidatedBytes == [0x3000, 0, 0, 0x1000, 0, 0, 0, 0, 0x100000])
@@ -132,7 +132,7 @@ struct BPFTests {
         try read.testRun([9, 5, 2])
         try read.testRun([9, 0, 0])
         try read.testRun([9, 64, 1])
-        let s = t.snapshot()
+        let s = try t.snapshot()
         let u = try #require(s.ummunotify)
         #expect(u.reads == 4)
         #expect(u.eventsRead == 74)
@@ -151,7 +151,7 @@ struct BPFTests {
         for held in 1...3 { try reg.testRun([1, UInt64(held), 0x1000, 0x2000, UInt64(held)]) }
         try unreg.testRun([1, 2, 0x1000, 0x2000, 2])
         for held in 1...5 { try reg.testRun([2, UInt64(held), 0x1000, 0x2000, UInt64(held)]) }
-        let s = t.snapshot()
+        let s = try t.snapshot()
         let u = try #require(s.ummunotify)
         #expect(u.registers == 8)
         #expect(u.unregisters == 1)
@@ -165,7 +165,7 @@ struct BPFTests {
         try notify(o, tgid: 4343)
         try notify(o, tgid: 4343)
         try o.program("un_read").testRun([1, 1, 0])  // runs as this process: filtered
-        let s = t.snapshot()
+        let s = try t.snapshot()
         let u = try #require(s.ummunotify)
         #expect(u.totalInvalidations == 1)
         #expect(u.filtered == 3)
@@ -177,7 +177,7 @@ struct BPFTests {
         try fault(um, area: 8, pgoff: 2, tgid: 5555)
         try write(um, pgoff: 1, onDemand: true)  // server != 4242 but the page's client is
         try write(um, area: 8, pgoff: 2, onDemand: true)  // neither: filtered
-        let m = try #require(tu.snapshot().umem)
+        let m = try #require(try tu.snapshot().umem)
         #expect(m.faults == 1 && m.pagesOnDemand == 1 && m.serviceLatency.count == 1)
         #expect(m.filtered == 2)
     }
@@ -185,7 +185,7 @@ struct BPFTests {
     @Test func processRowsAreBoundedAndOverflowIsCounted() throws {
         let (t, o) = try load(.ummunotify, LoadOptions(mapSizes: ["un_procs": 4, "un_ctxs": 3]))
         for i in 0..<6 { try notify(o, ctx: UInt64(i), tgid: UInt32(5000 + i)) }
-        let s = t.snapshot()
+        let s = try t.snapshot()
         let u = try #require(s.ummunotify)
         #expect(u.totalInvalidations == 6)       // totals never lose a count
         #expect(u.processOverflow == 2)
@@ -211,7 +211,7 @@ struct BPFTests {
         try faultDone(o, pgoff: 3, outcome: 1)    // killed, already paired
         try faultDone(o, pgoff: 12, outcome: 9)   // a number beyond the contract: other
 
-        let s = t.snapshot()
+        let s = try t.snapshot()
         let m = try #require(s.umem)
         #expect(m.faults == 3 && m.faultsWaited == 2)
         #expect(m.pagesWritten == 3 && m.pagesOnDemand == 2 && m.pagesPushed == 1)
@@ -243,7 +243,7 @@ struct BPFTests {
         sleepMs(2)
         try faultDone(o, area: 7, pgoff: 1)
         try faultDone(o, area: 7, pgoff: 1)  // already ended: served without a start, ignored
-        let m = try #require(t.snapshot().umem)
+        let m = try #require(try t.snapshot().umem)
         #expect(m.stallLatency.count == 1 && m.stallLatency.sum >= 2_000_000)
         #expect(m.stallUnmatched == 2)
         #expect(m.outcomes == [2, 0, 2, 0, 0])
@@ -255,7 +255,7 @@ struct BPFTests {
         let read = try o.program("um_read")
         try read.testRun([7, 3, 5])
         try read.testRun([7, 1, 2])
-        let s = t.snapshot()
+        let s = try t.snapshot()
         let m = try #require(s.umem)
         #expect(m.reads == 2 && m.offsetsHanded == 4)
         #expect(m.readBatch.slots[2] == 1 && m.readBatch.slots[1] == 1)
@@ -269,7 +269,7 @@ struct BPFTests {
         try fault(o, pgoff: 0, tgid: 4242)  // second process: no row left
         try fault(o, area: 8, pgoff: 0, wait: false)
         try fault(o, area: 9, pgoff: 0, wait: false)  // third area: no row left
-        let m = try #require(t.snapshot().umem)
+        let m = try #require(try t.snapshot().umem)
         #expect(m.faults == 11)
         #expect(m.pageOverflow == 4)   // pages 4..7 (page 0 again is not new)
         #expect(m.stallOverflow == 0)  // task storage: one start per thread
@@ -287,15 +287,15 @@ struct BPFTests {
         // The first call only expires the starts: 4242's rows stay until a
         // snapshot has counted them and a second call still finds it gone.
         #expect(t.maintain(isAlive: { $0 != 4242 }) == 2)
-        #expect(t.snapshot().processes[4242]?.umem?.faults == 1)
+        #expect(try t.snapshot().processes[4242]?.umem?.faults == 1)
         let removed = t.maintain(isAlive: { $0 != 4242 })
         #expect(removed == 2)  // row 4242 and area 7
-        let s = t.snapshot()
+        let s = try t.snapshot()
         #expect(s.processes[4242] == nil && s.processes[me] != nil)
         #expect(s.umem?.faults == 2)
         #expect(s.umem?.expired == 2)
         try write(o, area: 8, pgoff: 1, onDemand: true)
-        #expect(t.snapshot().umem?.serviceUnmatched == 1)
+        #expect(try t.snapshot().umem?.serviceUnmatched == 1)
     }
 
     @Test func ringBufferCarriesEventsAndCountsDrops() throws {
@@ -309,12 +309,12 @@ struct BPFTests {
         #expect(got[0].tgid == 4242 && got[0].tid == UInt32(ummu_gettid()))
         #expect(cArray(got[0].args, count: 4) == [7, 3, 1, 4242])
         #expect(got[1].tgid == 4242 && got[1].latency_ns > 0)
-        #expect(got[1].latency_ns == t.snapshot().umem?.serviceLatency.sum)
+        #expect(try got[1].latency_ns == t.snapshot().umem?.serviceLatency.sum)
 
         // 4096 bytes hold 39 records of 8 + 96 bytes; the rest are drops.
         got.removeAll()
         for pg in 0..<100 { try fault(o, area: 9, pgoff: UInt64(pg), wait: false) }
-        #expect(t.snapshot().droppedEvents == 61)
+        #expect(try t.snapshot().droppedEvents == 61)
         #expect(try stream.consume() == 39)
         #expect(got.count == 39)
     }
@@ -325,16 +325,16 @@ struct BPFTests {
         var n = 0
         let stream = try EventStream(objects: [o]) { (_: ummu_event) in n += 1 }
         #expect(try stream.consume() == 0 && n == 0)
-        #expect(t.snapshot().droppedEvents == 0)
+        #expect(try t.snapshot().droppedEvents == 0)
     }
 
     @Test func intervalIsTheDifferenceOfTwoSnapshots() throws {
         let (t, o) = try load(.ummunotify)
         try notify(o, reason: 6)
-        let a = t.snapshot()
+        let a = try t.snapshot()
         try notify(o, reason: 6)
         try notify(o, reason: 0, hits: 3, queued: 1)
-        let b = t.snapshot()
+        let b = try t.snapshot()
         let i = Interval(from: a, to: b)
         #expect(i.ummunotify?.invalidations[Reason.migrate.rawValue] == 1)
         #expect(i.ummunotify?.invalidations[Reason.unmap.rawValue] == 1)

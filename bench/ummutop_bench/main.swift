@@ -56,14 +56,14 @@ func report(_ name: String, _ ns: UInt64, _ n: Int) {
 
 /// Runs `refreshes` refreshes fed by `next`; returns the CPU ns they took,
 /// the last snapshot and the table.
-func measure(batch: Bool, _ next: () -> Snapshot) -> (ns: UInt64, last: Snapshot, table: TopTable) {
+func measure(batch: Bool, _ next: () throws -> Snapshot) rethrows -> (ns: UInt64, last: Snapshot, table: TopTable) {
     var table = TopTable()
     var history = TopHistory(capacity: 120)
-    var prev = next()
+    var prev = try next()
     var sink = 0
     let t0 = cpuNs()
     for _ in 0..<refreshes {
-        let cur = next()
+        let cur = try next()
         sink &+= refresh(prev, cur, &table, &history, batch: batch)
         prev = cur
     }
@@ -127,7 +127,7 @@ do {
     }
     // Each refresh also does the map maintenance ummutop does (a /proc
     // check per row; the check's answer is ignored so the rows stay).
-    let r = measure(batch: false) { tracer.snapshot() }
+    let r = try measure(batch: false) { try tracer.snapshot() }
     var n = 0
     let t0 = cpuNs()
     for _ in 0..<refreshes { n += tracer.maintain { pid in _ = processExists(pid); return true } }

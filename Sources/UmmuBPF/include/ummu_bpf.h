@@ -37,9 +37,12 @@ struct bpf_object *ummu_object_open(int id, int *err);
  */
 int ummu_object_set_config(struct bpf_object *obj, const struct ummu_config *cfg);
 
-/* BPF_PROG_TEST_RUN of a raw_tp program with args as its u64 context. */
+/*
+ * BPF_PROG_TEST_RUN of a raw_tp program with args as its u64 context, on
+ * CPU cpu (BPF_F_TEST_RUN_ON_CPU) or, when cpu < 0, on the calling CPU.
+ */
 int ummu_test_run_raw_tp(int prog_fd, const uint64_t *args, uint32_t nargs,
-			 uint32_t *retval);
+			 int cpu, uint32_t *retval);
 
 /* run_time_ns and run_cnt from bpf_prog_info; 0 or a negative errno. */
 int ummu_prog_stats(int prog_fd, uint64_t *run_time_ns, uint64_t *run_cnt);
@@ -69,5 +72,11 @@ int ummu_signalfd_read(int fd);
 
 /* The calling thread's id (gettid(2)). */
 int ummu_gettid(void);
+
+/*
+ * Pins the calling thread to one CPU (tests: a test run on that CPU then
+ * runs in this thread, not in an IPI). 0 or -errno.
+ */
+int ummu_pin_thread(int cpu);
 
 #endif /* UMMU_BPF_H */
