@@ -59,6 +59,8 @@ struct task_struct {
 	int pid;
 	int tgid;
 	struct mm_struct *mm;
+	struct task_struct *group_leader;
+	__u64 start_time;	/* CLOCK_MONOTONIC ns at fork */
 	char comm[16];
 };
 

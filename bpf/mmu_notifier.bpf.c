@@ -145,24 +145,35 @@ static __always_inline __u32 mn_cause(struct mm_struct *mm, struct task_struct *
 	return MN_CAUSE_OTHER;
 }
 
+/*
+ * The owner's row.  A row of another start time is an exited process's
+ * whose pid the owner took: zeroed and taken over (its last counts since
+ * the previous snapshot are lost, not mixed into the new process's).
+ */
 static __always_inline struct mn_proc *proc_row(__u32 owner, struct mm_struct *mm,
-						struct mn_totals *t)
+						struct task_struct *cur, struct mn_totals *t)
 {
 	struct mn_proc *p = bpf_map_lookup_elem(&mn_procs, &owner);
-	struct task_struct *o;
+	struct task_struct *o = mm->owner;
+	__u64 start;
 	long err;
 
-	if (p)
+	if (!o)
+		o = cur;	/* the exiting owner (mn_owner) */
+	start = o->group_leader->start_time;
+	if (p && p->start_time == start)
 		return p;
-	err = bpf_map_update_elem(&mn_procs, &owner, &mn_proc_zero, BPF_NOEXIST);
+	/* New, or replaced by a zeroed row. */
+	err = bpf_map_update_elem(&mn_procs, &owner, &mn_proc_zero, p ? BPF_EXIST : BPF_NOEXIST);
 	if (err && err != -EEXIST) {
 		t->proc_overflow++;
 		return NULL;
 	}
 	p = bpf_map_lookup_elem(&mn_procs, &owner);
-	o = mm->owner;
-	if (p && o)
-		bpf_probe_read_kernel_str(p->comm, sizeof(p->comm), o->comm);
+	if (!p)
+		return NULL;
+	p->start_time = start;
+	bpf_probe_read_kernel_str(p->comm, sizeof(p->comm), o->comm);
 	return p;
 }
 
@@ -399,7 +410,7 @@ int BPF_PROG(mn_start_exit, struct mmu_notifier_range *range, int ret)
 	if (!owner) {
 		t->unowned++;
 	} else {
-		p = proc_row(owner, mm, t);
+		p = proc_row(owner, mm, cur, t);
 		if (p) {
 			add_at_atomic(p->inval, r, 1);
 			add_at_atomic(p->bytes, r, bytes);
@@ -511,7 +522,7 @@ int BPF_PROG(mn_release, struct mm_struct *mm)
 	}
 	t->release++;
 	if (owner) {
-		p = proc_row(owner, mm, t);
+		p = proc_row(owner, mm, cur, t);
 		if (p)
 			__sync_fetch_and_add(&p->release, 1);
 	}
@@ -541,7 +552,7 @@ static __always_inline int mn_young(struct mm_struct *mm, __u32 kind, __u32 need
 	}
 	t->young[kind]++;
 	if (owner) {
-		p = proc_row(owner, mm, t);
+		p = proc_row(owner, mm, cur, t);
 		if (p)
 			__sync_fetch_and_add(&p->young, 1);
 	}

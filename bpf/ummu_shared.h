@@ -17,7 +17,7 @@
 #include <linux/types.h>
 
 /* Bumped whenever a layout below changes. */
-#define UMMU_ABI_VERSION 2
+#define UMMU_ABI_VERSION 3
 
 /* ---- log2 histograms ------------------------------------------------ */
 
@@ -238,6 +238,13 @@ enum mn_hist_index {
 
 /* mn_procs: HASH (atomic adds), key __u32 tgid of the mm's owner. */
 struct mn_proc {
+	/*
+	 * The process's start time (its leader's task->start_time): with the
+	 * pid, its identity.  A row whose start time differs from the owner's
+	 * belongs to an exited process whose pid was reused: it is zeroed and
+	 * taken over, so old and new counts never mix.
+	 */
+	__u64 start_time;
 	__u64 inval[UMMU_NR_REASONS];
 	__u64 bytes[UMMU_NR_REASONS];
 	__u64 by_cause[MN_NR_CAUSES];
@@ -342,7 +349,7 @@ struct uf_proc {
 	__u64 ops[UF_NR_OPS];
 	__u64 op_bytes[UF_NR_OPS];
 	__u64 op_failed;
-	__u64 pad;
+	__u64 start_time;	/* as in struct mn_proc */
 	struct ummu_hist stall;
 	char comm[16];
 };

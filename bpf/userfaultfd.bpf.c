@@ -81,22 +81,31 @@ static __always_inline struct uf_totals *totals(void)
 	return bpf_map_lookup_elem(&uf_totals, &zero);
 }
 
-/* A row for tgid; comm from `comm_of` when it is inserted. */
-static __always_inline struct uf_proc *proc_row(__u32 tgid, struct task_struct *comm_of,
+/*
+ * The row of tgid, a process started at `start` (its leader's start_time),
+ * comm from `comm_of` when the row is new.  A row of another start time is
+ * an exited process's whose pid was reused: zeroed and taken over, so the
+ * two never mix (as in mmu_notifier.bpf.c).
+ */
+static __always_inline struct uf_proc *proc_row(__u32 tgid, __u64 start, struct task_struct *comm_of,
 						struct uf_totals *t)
 {
 	struct uf_proc *p = bpf_map_lookup_elem(&uf_procs, &tgid);
 	long err;
 
-	if (p)
+	if (p && p->start_time == start)
 		return p;
-	err = bpf_map_update_elem(&uf_procs, &tgid, &uf_proc_zero, BPF_NOEXIST);
+	/* New, or replaced by a zeroed row. */
+	err = bpf_map_update_elem(&uf_procs, &tgid, &uf_proc_zero, p ? BPF_EXIST : BPF_NOEXIST);
 	if (err && err != -EEXIST) {
 		t->proc_overflow++;
 		return NULL;
 	}
 	p = bpf_map_lookup_elem(&uf_procs, &tgid);
-	if (p && comm_of)
+	if (!p)
+		return NULL;
+	p->start_time = start;
+	if (comm_of)
 		bpf_probe_read_kernel_str(p->comm, sizeof(p->comm), comm_of->comm);
 	return p;
 }
@@ -153,7 +162,7 @@ int BPF_PROG(uf_fault_entry, struct vm_fault *vmf, unsigned long reason)
 	s->ts = bpf_ktime_get_ns();
 	/* Atomic: fentry runs preemptible, and waiting = faults - outcomes. */
 	__sync_fetch_and_add(&t->faults[kind], 1);
-	p = proc_row(tgid, who, t);
+	p = proc_row(tgid, who->group_leader->start_time, who, t);
 	if (p)
 		__sync_fetch_and_add(&p->faults[kind], 1);
 	return 0;
@@ -294,7 +303,7 @@ int BPF_PROG(uf_ioctl_exit, struct file *file, unsigned int cmd, unsigned long a
 	if (!done && !protecting)
 		__sync_fetch_and_add(&t->op_failed, 1);
 	if (tgid) {
-		p = proc_row(tgid, owner, t);
+		p = proc_row(tgid, BPF_CORE_READ(owner, group_leader, start_time), owner, t);
 		if (p) {
 			__sync_fetch_and_add(&p->ops[l.op], 1);
 			__sync_fetch_and_add(&p->op_bytes[l.op], done);

@@ -98,6 +98,9 @@ public struct MMUNotifierTotals: Sendable, Equatable {
 
 /// One process's mm as the MMU-notifier core saw it.
 public struct ProcessMMUNotifier: Sendable, Equatable {
+    /// The process's start time (ns since boot): with the pid, its
+    /// identity. The BPF row is zeroed when another process takes the pid.
+    public var startTime: UInt64 = 0
     public var invalidations = [UInt64](repeating: 0, count: Reason.count)
     public var invalidatedBytes = [UInt64](repeating: 0, count: Reason.count)
     public var byCause = [UInt64](repeating: 0, count: CauseKind.count)
@@ -113,6 +116,7 @@ public struct ProcessMMUNotifier: Sendable, Equatable {
     public var totalInvalidations: UInt64 { invalidations.reduce(0, &+) }
 
     public func since(_ e: ProcessMMUNotifier) -> ProcessMMUNotifier {
+        if e.startTime != startTime { return self }  // another process, same pid
         var d = self
         d.invalidations = delta(invalidations, e.invalidations)
         d.invalidatedBytes = delta(invalidatedBytes, e.invalidatedBytes)
@@ -322,6 +326,8 @@ public struct UserfaultfdTotals: Sendable, Equatable {
 }
 
 public struct ProcessUserfaultfd: Sendable, Equatable {
+    /// As in ProcessMMUNotifier.
+    public var startTime: UInt64 = 0
     public var faults = [UInt64](repeating: 0, count: UffdKind.count)
     public var outcomes = [UInt64](repeating: 0, count: UffdOutcome.count)
     public var ops = [UInt64](repeating: 0, count: UffdOp.count)
@@ -336,6 +342,7 @@ public struct ProcessUserfaultfd: Sendable, Equatable {
     public var totalFaults: UInt64 { faults.reduce(0, &+) }
 
     public func since(_ e: ProcessUserfaultfd) -> ProcessUserfaultfd {
+        if e.startTime != startTime { return self }  // another process, same pid
         var d = self
         d.faults = delta(faults, e.faults)
         d.outcomes = delta(outcomes, e.outcomes)

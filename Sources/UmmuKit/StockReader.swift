@@ -44,6 +44,7 @@ extension Tracer {
         try mergeProcessRows(o, "mn_procs", as: mn_proc.self, comm: \.comm, into: &procs) { row, per in
             let v = per.value
             var p = ProcessMMUNotifier()
+            p.startTime = v.start_time
             p.invalidations = cArray(v.inval, count: Reason.count)
             p.invalidatedBytes = cArray(v.bytes, count: Reason.count)
             p.byCause = cArray(v.by_cause, count: CauseKind.count)
@@ -112,6 +113,7 @@ extension Tracer {
         try mergeProcessRows(o, "uf_procs", as: uf_proc.self, comm: \.comm, into: &procs) { row, per in
             let v = per.value
             var p = ProcessUserfaultfd()
+            p.startTime = v.start_time
             p.faults = cArray(v.faults, count: UffdKind.count)
             p.outcomes = cArray(v.outcomes, count: UffdOutcome.count)
             p.ops = cArray(v.ops, count: UffdOp.count)

@@ -216,6 +216,32 @@ def check_uffd(secs, validator):
           f"{row.get('bytes:continue')}")
 
 
+def check_pid_reuse(secs, validator):
+    intervals = run_section(secs, validator, "reuse", driver_lines=False)
+    old, orc = summary(secs, "reuse_old")
+    new, nrc = summary(secs, "reuse_new")
+    check("reuse: both workloads ran clean", orc == 0 and nrc == 0 and old and new, f"rc {orc} {nrc}")
+    if not old or not new:
+        return
+    pid = new["pid_client"]
+    check("reuse: the second client took the first one's pid", old["pid_client"] == pid,
+          f"{old['pid_client']} then {pid}")
+    got, stalls = 0, 0
+    for iv in intervals:
+        for p in iv.get("processes", []):
+            u = p.get("userfaultfd")
+            if p["pid"] == pid and u and p["comm"] == "uffdreuse":
+                got += u["faults"]["missing"]
+                stalls += u["stall_ns"]["count"]
+    want = new["faults"]["missing"]
+    check(f"reuse: the new process's row has its own {want} faults, under its own name", got == want,
+          f"got {got}")
+    check("reuse: its stall histogram only its own faults", stalls == want, f"{stalls} samples")
+    total = sum(iv.get("userfaultfd", {}).get("faults", {}).get("missing", 0) for iv in intervals)
+    both = old["faults"]["missing"] + want
+    check(f"reuse: the totals count both ({both})", total == both, f"{total}")
+
+
 def check_events(secs, validator):
     body, rc = secs.get("events", ("", -1))
     events = ndjson(body)
@@ -331,6 +357,7 @@ def main():
     check("setup: /dev/kvm exists", "/dev/kvm" in setup, setup)
     check_kvm(secs, validator)
     check_uffd(secs, validator)
+    check_pid_reuse(secs, validator)
     check_events(secs, validator)
     check_selftests(secs, validator)
     check_text_and_metrics(secs)

@@ -76,6 +76,19 @@ run uffd_pair uffdpair --missing 64 --wp 32 --minor 32 --delay-ms 20
 sleep 1.2
 stop_tracer uffd
 
+# 2b. PID reuse: a uffdpair client exits and another program takes its pid
+#     at once (ns_last_pid), within the same interval: the new process's
+#     row must start from zero, under its own name, not add to the old one.
+cp "$(command -v uffdpair)" /tmp/uffdreuse
+start_tracer /tmp/reuse.json --userfaultfd --json 1
+pid=$(($(cat /proc/sys/kernel/ns_last_pid) + 100))
+echo $((pid - 1)) >/proc/sys/kernel/ns_last_pid
+run reuse_old uffdpair --missing 24
+echo $((pid - 1)) >/proc/sys/kernel/ns_last_pid
+run reuse_new /tmp/uffdreuse --missing 8
+sleep 1.2
+stop_tracer reuse
+
 # 3. The per-event stream of both stock sources.
 start_tracer /tmp/events.json --events --json 1
 run ev_kvm kvmchurn --pages 256 --dontneed 20
