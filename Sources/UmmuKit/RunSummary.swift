@@ -5,9 +5,10 @@
 /// expires stale fault starts. A summary from the first and last snapshots
 /// alone would then lose the exited processes, so each observed snapshot's
 /// rows are remembered until they leave the maps, and kept from then on:
-/// at most `maxKept` processes, with their subscribers and causes. The
-/// totals count every process regardless; `unlisted` says how many exited
-/// processes the summary could not list.
+/// at most `maxKept` processes, and as many subscriber and cause rows each
+/// (a cause row also leaves when the process that caused it exits, its
+/// owner still running). The totals count everything regardless;
+/// `unlisted` says how many exited processes the summary could not list.
 public struct RunSummary: Sendable {
     public let start: Snapshot
     public let maxKept: Int
@@ -28,10 +29,10 @@ public struct RunSummary: Sendable {
     public mutating func observe(_ s: Snapshot) {
         if let last {
             for (pid, row) in last.processes where s.processes[pid] == nil { keep(row) }
-            for (k, row) in last.subscribers where s.subscribers[k] == nil && kept.processes[k.owner] != nil {
+            for (k, row) in last.subscribers where s.subscribers[k] == nil && kept.subscribers.count < maxKept {
                 kept.subscribers[k] = row
             }
-            for (k, c) in last.causes where s.causes[k] == nil && kept.processes[k.owner] != nil {
+            for (k, c) in last.causes where s.causes[k] == nil && kept.causes.count < maxKept {
                 kept.causes[k] = c
             }
         }
@@ -51,12 +52,18 @@ public struct RunSummary: Sendable {
     public mutating func finish(at end: Snapshot) -> Interval {
         observe(end)
         var e = end
+        var reused = Set<UInt32>()
         for (pid, row) in kept.processes {
             // A pid taken again by a live process: that one is listed.
-            if e.processes[pid] == nil { e.processes[pid] = row } else { unlisted += 1 }
+            if e.processes[pid] == nil { e.processes[pid] = row } else { reused.insert(pid) }
         }
-        for (k, row) in kept.subscribers where e.subscribers[k] == nil { e.subscribers[k] = row }
-        for (k, c) in kept.causes where e.causes[k] == nil { e.causes[k] = c }
+        unlisted += reused.count
+        // Rows of an owner whose pid a live process took would be shown as
+        // that process's: left out with their owner.
+        for (k, row) in kept.subscribers where e.subscribers[k] == nil && !reused.contains(k.owner) {
+            e.subscribers[k] = row
+        }
+        for (k, c) in kept.causes where e.causes[k] == nil && !reused.contains(k.owner) { e.causes[k] = c }
         return Interval(from: start, to: e)
     }
 }

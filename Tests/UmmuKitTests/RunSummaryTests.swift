@@ -59,6 +59,20 @@ struct RunSummaryTests {
         #expect(run.unlisted == 1)
     }
 
+    /// Maintenance deletes a cause row when the process that caused it
+    /// exits, while its owner (a long-running VM) goes on.
+    @Test func causesOfAnExitedCauserStayWithTheirLiveOwner() {
+        let key = CauseKey(owner: 100, kind: .otherProcess, causePID: 200, causeComm: "criu", reason: .clear)
+        var s1 = Self.snap(1, [100: (0, 0)], totalFaults: 0)
+        s1.causes[key] = CauseCounts(invalidations: 7, bytes: 7 * 4096)
+        var run = RunSummary(start: Snapshot())
+        run.observe(s1)
+        run.observe(Self.snap(2, [100: (0, 0)], totalFaults: 0))
+        let iv = run.finish(at: Self.snap(3, [100: (0, 0)], totalFaults: 0))
+        #expect(iv.causes.map(\.key) == [key])
+        #expect(iv.causes.first?.counts.invalidations == 7)
+    }
+
     /// Through the real maps: 200 processes, 20 a round, each gone by the
     /// next round, in a per-process map of 64 rows. Without maintenance
     /// the map would overflow after 64; with it every process is listed.
