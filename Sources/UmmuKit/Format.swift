@@ -59,7 +59,6 @@ public enum Fmt {
     }
 
     /// Right-pads or left-pads to width.
-
     public static func pad(_ s: String, _ width: Int, right: Bool = false) -> String {
         let n = s.count
         if n >= width { return s }

@@ -68,7 +68,11 @@ struct UmmuTrace: ParsableCommand {
             throw ValidationError("--ring-kib must be a power of two in 4..1048576")
         }
         // Also keeps inf and NaN out of the conversion to nanoseconds.
-        if !(maxAge > 0 && maxAge <= 86_400) { throw ValidationError("--max-age must be between 0 and 86400 seconds") }
+        if !(maxAge > 0 && maxAge <= 86_400) { throw ValidationError("--max-age must be more than 0 and at most 86400 seconds") }
+        if bpfStats && (metricsFile == nil && (!json || events)) {
+            // It times every BPF program on the host: only where it is shown.
+            throw ValidationError("--bpf-stats is shown only with --json intervals or --metrics-file")
+        }
         if metricsFile != nil && (events || json) {
             throw ValidationError("--metrics-file cannot be combined with --events or --json")
         }
@@ -136,8 +140,8 @@ struct UmmuTrace: ParsableCommand {
                 iv = run.finish(at: cur)
                 if run.unlisted > 0 {
                     var err = OutputBuffer(fd: 2)
-                    err.append("ummutrace: \(run.unlisted) exited processes not listed (at most \(run.maxKept));"
-                        + " the totals count them\n")
+                    err.append("ummutrace: \(run.unlisted) exited processes not listed (more than \(run.maxKept),"
+                        + " or their pid taken by a live process); the totals count them\n")
                     err.flush()
                 }
             } else {
