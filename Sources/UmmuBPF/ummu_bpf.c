@@ -243,6 +243,19 @@ int ummu_gettid(void)
 	return (int)syscall(SYS_gettid);
 }
 
+int ummu_allowed_cpus(int *cpus, int max)
+{
+	cpu_set_t set;
+	int n = 0;
+
+	if (sched_getaffinity(0, sizeof(set), &set))
+		return -errno;
+	for (int cpu = 0; cpu < CPU_SETSIZE && n < max; cpu++)
+		if (CPU_ISSET(cpu, &set))
+			cpus[n++] = cpu;
+	return n;
+}
+
 int ummu_pin_thread(int cpu)
 {
 	cpu_set_t set;

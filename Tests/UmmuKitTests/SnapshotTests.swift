@@ -60,7 +60,13 @@ func nameThread(_ name: String) throws {
     }
 }
 
-let onlineCPUs = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+/// The CPUs this process may run on: pinning elsewhere fails (a cpuset,
+/// taskset), so the tests pick from these.
+let allowedCPUs: [Int32] = {
+    var cpus = [Int32](repeating: 0, count: 1024)
+    let n = ummu_allowed_cpus(&cpus, Int32(cpus.count))
+    return Array(cpus.prefix(max(0, Int(n))))
+}()
 
 @Suite("Snapshots: exact or an error", .enabled(if: isRoot, rootReason))
 struct SnapshotTests {
@@ -175,38 +181,40 @@ struct SnapshotTests {
 
     /// The drivers' programs run on CPU 0 and CPU 1: counts are summed,
     /// gauges taken from the CPU that wrote last, comm from the CPU that has it.
-    @Test(.enabled(if: onlineCPUs >= 2, "needs two online CPUs"))
+    @Test(.enabled(if: allowedCPUs.count >= 2, "needs two CPUs this process may run on"))
     func perCPURowsAreMergedAcrossCPUs() throws {
         let (t, un) = try load(.ummunotify)
         let (tu, um) = try load(.umem)
         let failure = FirstError()
+        // Two CPUs this process may use: "CPU 0" and "CPU 1" below.
+        let (c0, c1) = (Int(allowedCPUs[0]), Int(allowedCPUs[1]))
         let ran = Thread_run {
             do {
                 // Runs on CPU 1 are then this thread's own (comm, tgid);
                 // runs on CPU 0 go through an IPI.
-                let pinned = ummu_pin_thread(1)
-                guard pinned == 0 else { throw UmmuError(.io, "cannot pin to CPU 1: \(UmmuError.errnoText(pinned))") }
+                let pinned = ummu_pin_thread(Int32(c1))
+                guard pinned == 0 else { throw UmmuError(.io, "cannot pin to CPU \(c1): \(UmmuError.errnoText(pinned))") }
                 try nameThread("ummu-percpu")
                 let n = try un.program("un_notify"), reg = try un.program("un_register")
                 let unreg = try un.program("un_unregister"), read = try un.program("un_read")
                 let me64 = UInt64(me)
                 // The process row is created on CPU 1, with this thread's comm.
-                try n.testRun([1, me64, 0x10000, 0x11000, 0, 2, 1, 1], onCPU: 1)
-                try n.testRun([1, me64, 0x10000, 0x13000, 0, 1, 1, 2], onCPU: 0)
-                try n.testRun([1, me64, 0x10000, 0x13000, 0, 3, 1, 3], onCPU: 0)
-                try n.testRun([1, me64, 0x20000, 0x21000, 3, 1, 0, 4], onCPU: 1)
+                try n.testRun([1, me64, 0x10000, 0x11000, 0, 2, 1, 1], onCPU: c1)
+                try n.testRun([1, me64, 0x10000, 0x13000, 0, 1, 1, 2], onCPU: c0)
+                try n.testRun([1, me64, 0x10000, 0x13000, 0, 3, 1, 3], onCPU: c0)
+                try n.testRun([1, me64, 0x20000, 0x21000, 3, 1, 0, 4], onCPU: c1)
                 // Context 1: 3 held on CPU 0, then 2 on CPU 1; context 2: 5 on
                 // CPU 1, then 4 on CPU 0. The later value counts: 2 + 4.
-                try reg.testRun([1, 1, 0x1000, 0x2000, 3], onCPU: 0)
-                try unreg.testRun([1, 1, 0x1000, 0x2000, 2], onCPU: 1)
-                try reg.testRun([2, 1, 0x1000, 0x2000, 5], onCPU: 1)
-                try reg.testRun([2, 1, 0x1000, 0x2000, 4], onCPU: 0)
+                try reg.testRun([1, 1, 0x1000, 0x2000, 3], onCPU: c0)
+                try unreg.testRun([1, 1, 0x1000, 0x2000, 2], onCPU: c1)
+                try reg.testRun([2, 1, 0x1000, 0x2000, 5], onCPU: c1)
+                try reg.testRun([2, 1, 0x1000, 0x2000, 4], onCPU: c0)
                 // Backlog of context 1: 9 on CPU 0, then 7 on CPU 1.
-                try read.testRun([1, 2, 9], onCPU: 0)
-                try read.testRun([1, 4, 7], onCPU: 1)
+                try read.testRun([1, 2, 9], onCPU: c0)
+                try read.testRun([1, 4, 7], onCPU: c1)
                 let f = try um.program("um_fault")
-                for pg in 0..<3 { try f.testRun([7, UInt64(pg), 1, 4242], onCPU: 0) }
-                for pg in 3..<8 { try f.testRun([7, UInt64(pg), UInt64(pg % 2), 4242], onCPU: 1) }
+                for pg in 0..<3 { try f.testRun([7, UInt64(pg), 1, 4242], onCPU: c0) }
+                for pg in 3..<8 { try f.testRun([7, UInt64(pg), UInt64(pg % 2), 4242], onCPU: c1) }
             } catch {
                 failure.record(error)
             }
@@ -217,7 +225,7 @@ struct SnapshotTests {
         // Both CPUs' copies were written.
         let perCPU = try #require(try un.map("un_totals").lookup(UInt32(0), as: un_totals.self))
         #expect(perCPU.count == possibleCPUs)
-        #expect(perCPU[0].inval.0 == 2 && perCPU[1].inval.0 == 1 && perCPU[1].inval.3 == 1)
+        #expect(perCPU[c0].inval.0 == 2 && perCPU[c1].inval.0 == 1 && perCPU[c1].inval.3 == 1)
 
         let s = try t.snapshot()
         let u = try #require(s.ummunotify)
@@ -249,7 +257,7 @@ struct SnapshotTests {
         let workers = (0..<threads).map { i in
             TestThread {
                 do {
-                    let pinned = ummu_pin_thread(Int32(i % max(1, onlineCPUs)))
+                    let pinned = allowedCPUs.isEmpty ? 0 : ummu_pin_thread(allowedCPUs[i % allowedCPUs.count])
                     guard pinned == 0 else { throw UmmuError(.io, "cannot pin: \(UmmuError.errnoText(pinned))") }
                     let n = try o.program("un_notify")
                     for g in 0..<runs {

@@ -85,7 +85,7 @@ struct StockTests {
         var path = Array("/tmp/ummu-kallsyms-XXXXXX".utf8CString)
         let fd = mkstemp(&path)
         try #require(fd >= 0)
-        let name = String(cString: path)
+        let name = String(decoding: path.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         defer { unlink(name) }
         let text = """
             ffffffffc0a1b000 t kvm_mmu_notifier_invalidate_range_start\t[kvm]

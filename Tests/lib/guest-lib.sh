@@ -52,6 +52,8 @@ wait_attached() {	# pid
 		sleep 0.1
 		i=$((i + 1))
 	done
+	echo "wait_attached: process $1 held no stable set of BPF links after 30 s" >&2
+	return 1
 }
 
 run() {	# name cmd...: a workload, its JSON summary (and errors) kept

@@ -79,4 +79,11 @@ int ummu_gettid(void);
  */
 int ummu_pin_thread(int cpu);
 
+/*
+ * The CPUs the calling thread may run on (its affinity, which a cpuset or
+ * taskset narrows), lowest first, at most max of them: their number, or
+ * -errno.
+ */
+int ummu_allowed_cpus(int *cpus, int max);
+
 #endif /* UMMU_BPF_H */
