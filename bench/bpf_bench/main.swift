@@ -8,6 +8,7 @@
 //     writes to /dev/null, from a ring buffer pre-filled by test runs.
 //
 // Run as root:  swift run -c release ummu-bpf-bench [events-per-program [rounds]]
+//         only 2: swift run -c release ummu-bpf-bench ndjson
 //
 //  3. `ummu-bpf-bench stock [options]`: the stock-kernel fentry/fexit programs
 //     on live KVM and userfaultfd workloads against a one-counter fentry
@@ -22,6 +23,8 @@ if CommandLine.arguments.count > 1 && CommandLine.arguments[1] == "stock" {
 }
 
 
+/// `ummu-bpf-bench ndjson`: section 2 only.
+let onlyNDJSON = CommandLine.arguments.count > 1 && CommandLine.arguments[1] == "ndjson"
 let perProgram = CommandLine.arguments.count > 1 ? Int(CommandLine.arguments[1]) ?? 200_000 : 200_000
 let rounds = CommandLine.arguments.count > 2 ? Int(CommandLine.arguments[2]) ?? 5 : 5
 
@@ -59,7 +62,7 @@ do {
         try measure(base, perProgram) { _ in try base.testRun([1, 4242, 0x10000, 0x13000, 0, 1, 1, 1]) }
     }
 
-    for _ in 0..<rounds {
+    for _ in 0..<(onlyNDJSON ? 0 : rounds) {
     for events in [false, true] {
         let opts = LoadOptions(events: events, ringBytes: 1 << 26)
         let suffix = events ? " +events" : ""
@@ -116,42 +119,58 @@ do {
         let s = v.sorted()
         return s.isEmpty ? .nan : s[s.count / 2]
     }
-    print("## per-event BPF cost (BPF_PROG_TEST_RUN, \(perProgram) runs each, kernel run_time_ns/run_cnt,"
-        + " median of \(rounds) rounds)")
-    print(Fmt.pad("program", 28, right: true) + Fmt.pad("ns/event", 10) + Fmt.pad("minimal", 10) + Fmt.pad("ratio", 8))
-    var names: [String] = []
-    for r in rows where !names.contains(r.name) { names.append(r.name) }
-    for name in names {
-        let rs = rows.filter { $0.name == name }
-        let ns = median(rs.map(\.ns))
-        let base = median(rs.map(\.baseline))
-        print(Fmt.pad(name, 28, right: true) + Fmt.pad(Fmt.fixed(ns, 1), 10)
-            + Fmt.pad(Fmt.fixed(base, 1), 10) + Fmt.pad(Fmt.fixed(ns / base, 2) + "x", 8))
+    if !onlyNDJSON {
+        print("## per-event BPF cost (BPF_PROG_TEST_RUN, \(perProgram) runs each, kernel run_time_ns/run_cnt,"
+            + " median of \(rounds) rounds)")
+        print(Fmt.pad("program", 28, right: true) + Fmt.pad("ns/event", 10) + Fmt.pad("minimal", 10) + Fmt.pad("ratio", 8))
+        var names: [String] = []
+        for r in rows where !names.contains(r.name) { names.append(r.name) }
+        for name in names {
+            let rs = rows.filter { $0.name == name }
+            let ns = median(rs.map(\.ns))
+            let base = median(rs.map(\.baseline))
+            print(Fmt.pad(name, 28, right: true) + Fmt.pad(Fmt.fixed(ns, 1), 10)
+                + Fmt.pad(Fmt.fixed(base, 1), 10) + Fmt.pad(Fmt.fixed(ns / base, 2) + "x", 8))
+        }
     }
 
-    // 2. Ring buffer -> NDJSON.
+    // 2. Ring buffer -> NDJSON. The styles take turns within each round
+    // (the machine is shared: a load change hits all of them alike); "none"
+    // consumes without formatting (libbpf's ring-buffer walk and the
+    // callback alone: the floor under the other two).
     let total = 600_000
+    let benchRounds = 5
     let um = try BPFObject(.umem, options: LoadOptions(events: true, ringBytes: 1 << 27))
     let fault = try um.program("um_fault")
     let devNull = open("/dev/null", O_WRONLY)
-    for style in [EventFormatter.Style.json, .text] {
-        var best = 0.0
-        var bytes: UInt64 = 0
-        for _ in 0..<5 {
+    if devNull < 0 { fail("cannot open /dev/null") }
+    defer { close(devNull) }
+    let styles: [EventFormatter.Style?] = [.json, .text, nil]
+    var rates = [[Double]](repeating: [], count: styles.count)
+    var bytes = [UInt64](repeating: 0, count: styles.count)
+    for _ in 0..<benchRounds {
+        for (k, style) in styles.enumerated() {
             for i in 0..<total { try fault.testRun([UInt64(i & 15), UInt64(i), 0, 4242]) }
-            let writer = EventWriter(out: OutputBuffer(fd: devNull), formatter: EventFormatter(style: style))
-            let stream = try EventStream(objects: [um], handler: writer.handle)
+            let writer = EventWriter(out: OutputBuffer(fd: devNull), formatter: EventFormatter(style: style ?? .json))
+            var seen: UInt64 = 0
+            let stream = style == nil
+                ? try EventStream(objects: [um]) { (_: UnsafeRawPointer, _: Int) -> Int32 in seen &+= 1; return 0 }
+                : try EventStream(objects: [um], handler: writer.handle)
             let t0 = monotonicNs()
             try stream.consume()
             writer.flush()
-            let n = writer.takeDelivered()
+            let n = style == nil ? seen : writer.takeDelivered()
             let dt = Double(monotonicNs() - t0) / 1e9
             if n != UInt64(total) { fail("consumed \(n) of \(total) events") }
-            best = max(best, Double(n) / dt)
-            bytes = writer.bytesWritten
+            rates[k].append(Double(n) / dt)
+            bytes[k] = writer.bytesWritten
         }
-        print("ring buffer -> \(style == .json ? "NDJSON" : "text  ") : \(Fmt.fixed(best / 1e6, 2)) M events/s"
-            + " (best of 5 x \(total) events, \(bytes / UInt64(total)) bytes/event, to /dev/null)")
+    }
+    for (k, style) in styles.enumerated() {
+        let name = style == nil ? "none  " : style == .json ? "NDJSON" : "text  "
+        print("ring buffer -> \(name): \(Fmt.fixed(median(rates[k]) / 1e6, 2)) M events/s median,"
+            + " \(Fmt.fixed((rates[k].max() ?? 0) / 1e6, 2)) best (\(benchRounds) rounds x \(total) events,"
+            + " \(bytes[k] / UInt64(total)) bytes/event, to /dev/null)")
     }
 } catch let e as UmmuError {
     fail(e.message)
