@@ -13,6 +13,8 @@ public struct OutputBuffer {
     private var storage: Storage
     /// Bytes waiting to be written.
     public private(set) var count = 0
+    /// errno of the last failed write (0: none).
+    public private(set) var writeErrno: Int32 = 0
 
     /// The allocation; immutable, replaced as a whole when it grows.
     private final class Storage {
@@ -106,7 +108,8 @@ public struct OutputBuffer {
     public mutating func append(_ v: UInt32) { append(UInt64(v)) }
 
     /// Writes everything out (retrying short writes). False on a write error
-    /// such as EPIPE (the reader went away). Empty afterwards either way.
+    /// such as EPIPE (the reader went away), kept in `writeErrno`. Empty
+    /// afterwards either way.
     @discardableResult
     public mutating func flush() -> Bool {
         let base = storage.base
@@ -116,6 +119,7 @@ public struct OutputBuffer {
             let n = write(fd, base + off, count - off)
             if n < 0 {
                 if errno == EINTR { continue }
+                writeErrno = errno
                 ok = false
                 break
             }
@@ -123,6 +127,21 @@ public struct OutputBuffer {
         }
         count = 0
         return ok
+    }
+
+    /// Like flush(), for the tools' output: false when the reader went
+    /// away (EPIPE: stop quietly, as `head` expects), an error for any
+    /// other failure (a full disk, EIO), which must not pass for success.
+    public mutating func flushOutput() throws -> Bool {
+        if flush() { return true }
+        if let e = writeFailure { throw e }
+        return false
+    }
+
+    /// The last write's failure as an error, nil when none or EPIPE.
+    public var writeFailure: UmmuError? {
+        writeErrno == 0 || writeErrno == EPIPE ? nil
+            : UmmuError(.io, "cannot write the output: \(UmmuError.errnoText(writeErrno))")
     }
 }
 
@@ -565,6 +584,10 @@ public final class EventWriter {
 
     /// Appends text that is not an event (headers, drop lines).
     public func append(_ s: String) { out.append(s) }
+
+    /// Why the output failed: nil when it did not, or when the reader went
+    /// away (EPIPE).
+    public var writeFailure: UmmuError? { out.writeFailure }
 
     /// Writes the buffer out; false (and `broken`) when the write failed.
     @discardableResult

@@ -139,7 +139,7 @@ struct UmmuTop: ParsableCommand {
             prev = cur
             tables.update(iv)
             out.append(TopRender.batch(iv, table: tables.current, status: status, width: width))
-            if !out.flush() { return }
+            if try !out.flushOutput() { return }
             source.maintain()
             printed += 1
             if stop || (count.map { printed >= $0 } ?? false) { return }

@@ -155,7 +155,7 @@ struct UmmuTrace: ParsableCommand {
                 out.append(text.render(iv))
                 out.append("\n")
             }
-            if !out.flush() { return }
+            if try !out.flushOutput() { return }
             prev = cur
             printed += 1
             tracer.maintain()
@@ -203,8 +203,12 @@ struct UmmuTrace: ParsableCommand {
                 stop = try signals.wait(untilNs: monotonicNs() + intervalNs, ring: stream) { writer.flush() }
                 try stream.consume()
             } catch {
-                // The reader went away (EPIPE): done, as in the other modes.
-                if writer.broken { return }
+                // The output failed: quietly done if the reader went away
+                // (EPIPE), as in the other modes; an error otherwise.
+                if writer.broken {
+                    if let failure = writer.writeFailure { throw failure }
+                    return
+                }
                 throw error
             }
             let cur = try tracer.snapshot()
@@ -216,7 +220,10 @@ struct UmmuTrace: ParsableCommand {
             } else {
                 writer.append("# \(Fmt.clock(cur.wallNs)) dropped \(dropped) events, delivered \(delivered)\n")
             }
-            if !writer.flush() { return }
+            if !writer.flush() {
+                if let failure = writer.writeFailure { throw failure }
+                return
+            }
             prev = cur
             printed += 1
             tracer.maintain()

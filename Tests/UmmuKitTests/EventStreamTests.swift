@@ -59,3 +59,37 @@ struct EventStreamTests {
         #expect(!writer.broken && writer.bytesWritten > 20 * 100)
     }
 }
+
+/// A reader that went away ends the output quietly; any other write
+/// failure (a full disk) is an error, not a quiet success.
+@Suite("Output write failures")
+struct OutputFailureTests {
+    @Test func aFullDeviceIsAnError() throws {
+        let fd = open("/dev/full", O_WRONLY)
+        try #require(fd >= 0)
+        defer { close(fd) }
+        var out = OutputBuffer(fd: fd)
+        out.append("x\n")
+        #expect {
+            _ = try out.flushOutput()
+        } throws: { e in
+            (e as? UmmuError)?.message == "cannot write the output: No space left on device"
+        }
+        let writer = EventWriter(out: OutputBuffer(fd: fd), formatter: EventFormatter(style: .json))
+        writer.append("y\n")
+        #expect(!writer.flush())
+        #expect(writer.writeFailure?.message == "cannot write the output: No space left on device")
+    }
+
+    @Test func aReaderThatWentAwayEndsQuietly() throws {
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        close(fds[0])
+        signal(SIGPIPE, SIG_IGN)
+        defer { close(fds[1]) }
+        var out = OutputBuffer(fd: fds[1])
+        out.append("x\n")
+        #expect(try out.flushOutput() == false)
+        #expect(out.writeFailure == nil)
+    }
+}
