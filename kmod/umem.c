@@ -45,7 +45,8 @@
  * Locking
  *
  *   area->lock (mutex) protects the requests, pending, npending, released,
- *   nr_vmas, shmem and the UMEM_INIT claim (initing, ready), and
+ *   nr_vmas, mapped_mm, client_tgid, shmem and the UMEM_INIT claim
+ *   (initing, ready), and
  *   serialises every change of area->pages.  The fault fast path reads
  *   area->pages without it: a served page is only removed when the area
  *   is freed, so an xa_load() (RCU inside) result that is a page stays
@@ -145,6 +146,8 @@ MODULE_PARM_DESC(max_requests,
 struct umem_req {
 	struct list_head node;		/* on area->pending until read */
 	pgoff_t pgoff;
+	u64 queued_ns;			/* ktime_get_ns() when queued */
+	u32 tgid;			/* of the fault that queued it */
 };
 
 struct umem_area {
@@ -166,6 +169,7 @@ struct umem_area {
 	unsigned int nr_vmas;		/* VMAs using the mapping file */
 	/* mm of those VMAs: compared only, to tell a fork's copy apart */
 	struct mm_struct *mapped_mm;
+	u32 client_tgid;		/* tgid of the last mmap() (tracing) */
 	struct file *shmem;		/* the memory file, until released */
 
 	wait_queue_head_t read_wq;
@@ -282,6 +286,8 @@ static enum umem_req_result umem_request(struct umem_area *area, pgoff_t pgoff,
 			goto out_trace;
 		}
 		req->pgoff = pgoff;
+		req->queued_ns = ktime_get_ns();
+		req->tgid = current->tgid;
 		if (xa_err(xa_store(&area->pages, pgoff,
 				    xa_tag_pointer(req, UMEM_REQ_TAG),
 				    GFP_KERNEL_ACCOUNT))) {
@@ -372,6 +378,7 @@ static vm_fault_t umem_vm_fault(struct vm_fault *vmf)
 	wait_queue_head_t *wq;
 	struct file *fpin;
 	struct page *page;
+	u64 wait_start;
 	u32 outcome;
 
 	/* A fork's copy of the mapping (MADV_DOFORK): not a client. */
@@ -383,7 +390,7 @@ static vm_fault_t umem_vm_fault(struct vm_fault *vmf)
 		if (first) {
 			trace_umem_fault(area->id, pgoff, 0, current->tgid);
 			trace_umem_fault_done(area->id, pgoff,
-					      UMEM_FAULT_SERVED);
+					      UMEM_FAULT_SERVED, 0);
 		}
 		return umem_map_served(vmf, page);
 	}
@@ -399,7 +406,8 @@ static vm_fault_t umem_vm_fault(struct vm_fault *vmf)
 	if (!(vmf->flags & FAULT_FLAG_ALLOW_RETRY)) {
 		if (first) {
 			trace_umem_fault(area->id, pgoff, 1, current->tgid);
-			trace_umem_fault_done(area->id, pgoff, UMEM_FAULT_ERROR);
+			trace_umem_fault_done(area->id, pgoff, UMEM_FAULT_ERROR,
+					      0);
 		}
 		return VM_FAULT_SIGBUS;
 	}
@@ -408,16 +416,18 @@ static vm_fault_t umem_vm_fault(struct vm_fault *vmf)
 	case UMEM_REQ_SERVED:
 		if (first)
 			trace_umem_fault_done(area->id, pgoff,
-					      UMEM_FAULT_SERVED);
+					      UMEM_FAULT_SERVED, 0);
 		return umem_map_served(vmf, umem_served(area, pgoff));
 	case UMEM_REQ_DEAD:
 	case UMEM_REQ_FULL:
 		if (first)
-			trace_umem_fault_done(area->id, pgoff, UMEM_FAULT_ERROR);
+			trace_umem_fault_done(area->id, pgoff, UMEM_FAULT_ERROR,
+					      0);
 		return VM_FAULT_SIGBUS;
 	case UMEM_REQ_NOMEM:
 		if (first)
-			trace_umem_fault_done(area->id, pgoff, UMEM_FAULT_ERROR);
+			trace_umem_fault_done(area->id, pgoff, UMEM_FAULT_ERROR,
+					      0);
 		return VM_FAULT_OOM;
 	case UMEM_REQ_WAIT:
 		break;
@@ -435,12 +445,15 @@ static vm_fault_t umem_vm_fault(struct vm_fault *vmf)
 	wq = umem_fault_wq(area, pgoff);
 	fpin = get_file(vmf->vma->vm_file);
 	umem_release_fault_lock(vmf);
+	wait_start = ktime_get_ns();
 	if (umem_wait_interruptible(vmf->flags))
 		wait_event_interruptible(*wq, umem_resolved(area, pgoff));
 	else
 		wait_event_killable(*wq, umem_resolved(area, pgoff));
 	outcome = umem_wait_outcome(area, pgoff);
-	trace_umem_fault_done(area->id, pgoff, outcome);
+	/* At least 1: 0 says that the thread did not wait. */
+	trace_umem_fault_done(area->id, pgoff, outcome,
+			      max_t(u64, ktime_get_ns() - wait_start, 1));
 	/*
 	 * For a user task the last fput() runs at its return to user space;
 	 * for a kernel thread (delayed_fput) it may run, and release this
@@ -566,6 +579,8 @@ static int umem_release(struct inode *inode, struct file *file)
 	area->nrequests = 0;
 	shmem = area->shmem;
 	area->shmem = NULL;
+	/* No event of the area can change its gauges (pending) after this. */
+	trace_umem_release(area->id, area->client_tgid);
 	mutex_unlock(&area->lock);
 
 	for (i = 0; i < ARRAY_SIZE(area->fault_wq); i++)
@@ -739,7 +754,8 @@ static ssize_t umem_read(struct file *file, char __user *buf, size_t count,
 		done += n;
 	}
 	if (done)
-		trace_umem_read(area->id, done, area->npending);
+		trace_umem_read(area->id, done, area->npending,
+				area->client_tgid);
 	mutex_unlock(&area->lock);
 	return done ? done * sizeof(u64) : -EFAULT;
 }
@@ -817,8 +833,14 @@ insert:
 		xa_clear_mark(&area->pages, pgoff, UMEM_REQ_MARK);
 		area->nrequests--;
 	}
-	/* Before the page is visible: a trace shows write before done. */
-	trace_umem_write(area->id, pgoff, !!req);
+	/*
+	 * Before the page is visible: a trace shows write before done.  The
+	 * process charged: the one whose fault asked for the page, or for a
+	 * page pushed ahead the area's client.
+	 */
+	trace_umem_write(area->id, pgoff, !!req,
+			 req ? max_t(u64, ktime_get_ns() - req->queued_ns, 1) : 0,
+			 req ? req->tgid : area->client_tgid);
 	xa_store(&area->pages, pgoff, page, GFP_KERNEL_ACCOUNT); /* replaces req */
 	area->nserved++;
 	mutex_unlock(&area->lock);
@@ -923,6 +945,7 @@ static int umem_mmap(struct file *file, struct vm_area_struct *vma)
 	}
 	area->nr_vmas = 1;	/* ->close drops it, also on mmap failure */
 	area->mapped_mm = vma->vm_mm;
+	area->client_tgid = current->tgid;
 	mutex_unlock(&area->lock);
 
 	/* The VMA holds the mapping file, not the umem file: see the top. */

@@ -39,59 +39,84 @@ TRACE_EVENT(umem_fault,
 );
 
 TRACE_EVENT(umem_fault_done,
-	TP_PROTO(u64 area, u64 pgoff, u32 outcome),
-	TP_ARGS(area, pgoff, outcome),
+	TP_PROTO(u64 area, u64 pgoff, u32 outcome, u64 wait_ns),
+	TP_ARGS(area, pgoff, outcome, wait_ns),
 	TP_STRUCT__entry(
 		__field(u64, area)
 		__field(u64, pgoff)
 		__field(u32, outcome)
+		__field(u64, wait_ns)
 	),
 	TP_fast_assign(
 		__entry->area = area;
 		__entry->pgoff = pgoff;
 		__entry->outcome = outcome;
+		__entry->wait_ns = wait_ns;
 	),
-	TP_printk("area=%llu pgoff=%llu outcome=%s", __entry->area,
-		  __entry->pgoff,
+	TP_printk("area=%llu pgoff=%llu outcome=%s wait_ns=%llu",
+		  __entry->area, __entry->pgoff,
 		  __print_symbolic(__entry->outcome,
 				   { UMEM_FAULT_SERVED, "served" },
 				   { UMEM_FAULT_KILLED, "killed" },
 				   { UMEM_FAULT_ERROR, "error" },
-				   { UMEM_FAULT_INTERRUPTED, "interrupted" }))
+				   { UMEM_FAULT_INTERRUPTED, "interrupted" }),
+		  __entry->wait_ns)
 );
 
 TRACE_EVENT(umem_read,
-	TP_PROTO(u64 area, u32 handed, u32 pending),
-	TP_ARGS(area, handed, pending),
+	TP_PROTO(u64 area, u32 handed, u32 pending, u32 tgid),
+	TP_ARGS(area, handed, pending, tgid),
 	TP_STRUCT__entry(
 		__field(u64, area)
 		__field(u32, handed)
 		__field(u32, pending)
+		__field(u32, tgid)
 	),
 	TP_fast_assign(
 		__entry->area = area;
 		__entry->handed = handed;
 		__entry->pending = pending;
+		__entry->tgid = tgid;
 	),
-	TP_printk("area=%llu handed=%u pending=%u", __entry->area,
-		  __entry->handed, __entry->pending)
+	TP_printk("area=%llu handed=%u pending=%u tgid=%u", __entry->area,
+		  __entry->handed, __entry->pending, __entry->tgid)
 );
 
 TRACE_EVENT(umem_write,
-	TP_PROTO(u64 area, u64 pgoff, u32 on_demand),
-	TP_ARGS(area, pgoff, on_demand),
+	TP_PROTO(u64 area, u64 pgoff, u32 on_demand, u64 service_ns, u32 tgid),
+	TP_ARGS(area, pgoff, on_demand, service_ns, tgid),
 	TP_STRUCT__entry(
 		__field(u64, area)
 		__field(u64, pgoff)
 		__field(u32, on_demand)
+		__field(u64, service_ns)
+		__field(u32, tgid)
 	),
 	TP_fast_assign(
 		__entry->area = area;
 		__entry->pgoff = pgoff;
 		__entry->on_demand = on_demand;
+		__entry->service_ns = service_ns;
+		__entry->tgid = tgid;
 	),
-	TP_printk("area=%llu pgoff=%llu on_demand=%u", __entry->area,
-		  __entry->pgoff, __entry->on_demand)
+	TP_printk("area=%llu pgoff=%llu on_demand=%u service_ns=%llu tgid=%u",
+		  __entry->area, __entry->pgoff, __entry->on_demand,
+		  __entry->service_ns, __entry->tgid)
+);
+
+/* The last close of the area's umem fd: nobody can serve it any more. */
+TRACE_EVENT(umem_release,
+	TP_PROTO(u64 area, u32 tgid),
+	TP_ARGS(area, tgid),
+	TP_STRUCT__entry(
+		__field(u64, area)
+		__field(u32, tgid)
+	),
+	TP_fast_assign(
+		__entry->area = area;
+		__entry->tgid = tgid;
+	),
+	TP_printk("area=%llu tgid=%u", __entry->area, __entry->tgid)
 );
 
 #endif /* _UMEM_TRACE_H */

@@ -36,8 +36,9 @@
  *  - ctx->lock (spinlock) protects everything in the context that changes
  *    after open: both trees, the queue, the deferred list, the in-flight
  *    invalidation state, every registration's report state (queue link,
- *    hint, hits, reading/dead/orphan), nregs, nqueued, generation (and its
- *    copy in the counter page), need_last, used and mm_dead.  It is a
+ *    hint, hits, reading/dead/orphan), nregs, nqueued, gauge_seq,
+ *    generation (and its copy in the counter page), need_last, used and
+ *    mm_dead.  It is a
  *    spinlock because the invalidate callbacks may run in non-blockable
  *    context (OOM reaper: !mmu_notifier_range_blockable()); nothing
  *    sleeps, allocates, faults or calls into other subsystems while it is
@@ -167,6 +168,8 @@ struct ummunotify_ctx {
 	struct list_head	queue;
 	u32			nregs;
 	u32			nqueued;
+	/* gauge snapshots (nregs, nqueued) handed to tracepoints */
+	u64			gauge_seq;
 	u64			generation;
 	u64			next_serial;
 	/* invalidations in flight (start called, end not yet) */
@@ -202,6 +205,26 @@ INTERVAL_TREE_DEFINE(struct ummunotify_reg, it_node, u64, subtree_last,
 		     REG_START, REG_LAST, static, ummunotify_it)
 
 static atomic64_t ummunotify_next_id = ATOMIC64_INIT(0);
+
+/*
+ * The context's gauges for a tracepoint, numbered: tracepoints fire after
+ * the lock is dropped, so two of them may reach a tracer in the other
+ * order; the one with the higher @seq was taken later.
+ */
+struct ummunotify_gauges {
+	u32 regions;
+	u32 queued;
+	u64 seq;
+};
+
+static void ummunotify_take_gauges(struct ummunotify_ctx *ctx,
+				   struct ummunotify_gauges *g)
+{
+	lockdep_assert_held(&ctx->lock);
+	g->regions = ctx->nregs;
+	g->queued = ctx->nqueued;
+	g->seq = ++ctx->gauge_seq;
+}
 
 /* Open contexts per mm, for max_contexts_per_mm. */
 struct ummunotify_mm_count {
@@ -670,6 +693,7 @@ static int ummunotify_release(struct inode *inode, struct file *file)
 	mmu_notifier_unregister(&ctx->mn, ctx->mm);
 
 	/* No reader, no notifier: nothing else can see the registrations. */
+	trace_ummunotify_release(ctx->id, ctx->tgid, ctx->nregs);
 	rbtree_postorder_for_each_entry_safe(reg, next, &ctx->cookies,
 					     cookie_node) {
 		kfree(reg);
@@ -738,8 +762,8 @@ static ssize_t ummunotify_read(struct file *file, char __user *buf,
 	struct ummunotify_reg *regs[UMMUNOTIFY_READ_BATCH];
 	u32 hits[UMMUNOTIFY_READ_BATCH];
 	size_t max_events = count / sizeof(ev[0]);
+	struct ummunotify_gauges g = {};
 	size_t done = 0;
-	u32 nqueued = 0;
 	int ret;
 
 	spin_lock(&ctx->lock);
@@ -838,7 +862,7 @@ static ssize_t ummunotify_read(struct file *file, char __user *buf,
 		} else if (ninval && !took_last) {
 			ctx->need_last = true;
 		}
-		nqueued = ctx->nqueued;
+		ummunotify_take_gauges(ctx, &g);
 		spin_unlock(&ctx->lock);
 
 		if (freed)
@@ -862,7 +886,8 @@ static ssize_t ummunotify_read(struct file *file, char __user *buf,
 			break;
 	}
 out:
-	trace_ummunotify_read(ctx->id, done, nqueued);
+	trace_ummunotify_read(ctx->id, done, g.queued, ctx->tgid, g.regions,
+			      g.seq);
 	return done * sizeof(ev[0]);
 }
 
@@ -914,8 +939,8 @@ static long ummunotify_register_region(struct ummunotify_ctx *ctx,
 				       void __user *arg)
 {
 	struct ummunotify_register_ioctl r;
+	struct ummunotify_gauges g;
 	struct ummunotify_reg *reg;
-	u32 nregs;
 	int ret;
 
 	if (copy_from_user(&r, arg, sizeof(r)))
@@ -947,11 +972,12 @@ static long ummunotify_register_region(struct ummunotify_ctx *ctx,
 	reg->owed = ummunotify_inflight_overlaps(ctx, r.start, r.end);
 	if (reg->owed)
 		list_add_tail(&reg->deferred, &ctx->deferred);
-	nregs = ++ctx->nregs;
+	ctx->nregs++;
+	ummunotify_take_gauges(ctx, &g);
 	spin_unlock(&ctx->lock);
 
 	trace_ummunotify_register(ctx->id, r.user_cookie, r.start, r.end,
-				  nregs);
+				  g.regions, ctx->tgid, g.queued, g.seq);
 	return 0;
 
 err_unlock:
@@ -963,10 +989,10 @@ err_unlock:
 static long ummunotify_unregister_region(struct ummunotify_ctx *ctx,
 					 __u64 __user *arg)
 {
+	struct ummunotify_gauges g;
 	struct ummunotify_reg *reg;
 	u64 cookie, start, end;
 	bool reading;
-	u32 nregs;
 
 	if (get_user(cookie, arg))
 		return -EFAULT;
@@ -984,7 +1010,8 @@ static long ummunotify_unregister_region(struct ummunotify_ctx *ctx,
 		list_del_init(&reg->queue);
 		ctx->nqueued--;
 	}
-	nregs = --ctx->nregs;
+	ctx->nregs--;
+	ummunotify_take_gauges(ctx, &g);
 	reading = reg->reading != 0;
 	if (reading)
 		reg->dead = true;
@@ -1011,7 +1038,8 @@ static long ummunotify_unregister_region(struct ummunotify_ctx *ctx,
 	if (!reading)
 		kfree(reg);
 
-	trace_ummunotify_unregister(ctx->id, cookie, start, end, nregs);
+	trace_ummunotify_unregister(ctx->id, cookie, start, end, g.regions,
+				    ctx->tgid, g.queued, g.seq);
 	return reading ? -EINTR : 0;
 }
 

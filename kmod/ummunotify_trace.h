@@ -49,33 +49,50 @@ TRACE_EVENT(ummunotify_notify,
 		  __entry->generation)
 );
 
-/* One read() that returned events (INVAL and LAST both count). */
+/*
+ * One read() that returned events (INVAL and LAST both count).  tgid: the
+ * context's owner; regions, queued: the context's gauges, taken under its
+ * lock with the per-context number seq (a later snapshot has a higher one).
+ */
 TRACE_EVENT(ummunotify_read,
-	TP_PROTO(u64 ctx_id, u32 events, u32 queued),
-	TP_ARGS(ctx_id, events, queued),
+	TP_PROTO(u64 ctx_id, u32 events, u32 queued, u32 tgid, u32 regions,
+		 u64 seq),
+	TP_ARGS(ctx_id, events, queued, tgid, regions, seq),
 	TP_STRUCT__entry(
 		__field(u64, ctx_id)
 		__field(u32, events)
 		__field(u32, queued)
+		__field(u32, tgid)
+		__field(u32, regions)
+		__field(u64, seq)
 	),
 	TP_fast_assign(
 		__entry->ctx_id = ctx_id;
 		__entry->events = events;
 		__entry->queued = queued;
+		__entry->tgid = tgid;
+		__entry->regions = regions;
+		__entry->seq = seq;
 	),
-	TP_printk("ctx=%llu events=%u queued=%u",
-		  __entry->ctx_id, __entry->events, __entry->queued)
+	TP_printk("ctx=%llu events=%u queued=%u tgid=%u regions=%u seq=%llu",
+		  __entry->ctx_id, __entry->events, __entry->queued,
+		  __entry->tgid, __entry->regions, __entry->seq)
 );
 
+/* regions, queued, seq: the gauges after the operation, as for read. */
 DECLARE_EVENT_CLASS(ummunotify_region,
-	TP_PROTO(u64 ctx_id, u64 cookie, u64 start, u64 end, u32 regions),
-	TP_ARGS(ctx_id, cookie, start, end, regions),
+	TP_PROTO(u64 ctx_id, u64 cookie, u64 start, u64 end, u32 regions,
+		 u32 tgid, u32 queued, u64 seq),
+	TP_ARGS(ctx_id, cookie, start, end, regions, tgid, queued, seq),
 	TP_STRUCT__entry(
 		__field(u64, ctx_id)
 		__field(u64, cookie)
 		__field(u64, start)
 		__field(u64, end)
 		__field(u32, regions)
+		__field(u32, tgid)
+		__field(u32, queued)
+		__field(u64, seq)
 	),
 	TP_fast_assign(
 		__entry->ctx_id = ctx_id;
@@ -83,22 +100,49 @@ DECLARE_EVENT_CLASS(ummunotify_region,
 		__entry->start = start;
 		__entry->end = end;
 		__entry->regions = regions;
+		__entry->tgid = tgid;
+		__entry->queued = queued;
+		__entry->seq = seq;
 	),
-	TP_printk("ctx=%llu cookie=%llu start=0x%llx end=0x%llx regions=%u",
+	TP_printk("ctx=%llu cookie=%llu start=0x%llx end=0x%llx regions=%u tgid=%u queued=%u seq=%llu",
 		  __entry->ctx_id, __entry->cookie, __entry->start,
-		  __entry->end, __entry->regions)
+		  __entry->end, __entry->regions, __entry->tgid,
+		  __entry->queued, __entry->seq)
 );
 
 /* A successful UMMUNOTIFY_REGISTER_REGION; regions = held after it. */
 DEFINE_EVENT(ummunotify_region, ummunotify_register,
-	TP_PROTO(u64 ctx_id, u64 cookie, u64 start, u64 end, u32 regions),
-	TP_ARGS(ctx_id, cookie, start, end, regions)
+	TP_PROTO(u64 ctx_id, u64 cookie, u64 start, u64 end, u32 regions,
+		 u32 tgid, u32 queued, u64 seq),
+	TP_ARGS(ctx_id, cookie, start, end, regions, tgid, queued, seq)
 );
 
 /* A successful UMMUNOTIFY_UNREGISTER_REGION; regions = held after it. */
 DEFINE_EVENT(ummunotify_region, ummunotify_unregister,
-	TP_PROTO(u64 ctx_id, u64 cookie, u64 start, u64 end, u32 regions),
-	TP_ARGS(ctx_id, cookie, start, end, regions)
+	TP_PROTO(u64 ctx_id, u64 cookie, u64 start, u64 end, u32 regions,
+		 u32 tgid, u32 queued, u64 seq),
+	TP_ARGS(ctx_id, cookie, start, end, regions, tgid, queued, seq)
+);
+
+/*
+ * The context's file is released (its last close): no event of it
+ * follows.  regions: registrations it still held, freed with it.
+ */
+TRACE_EVENT(ummunotify_release,
+	TP_PROTO(u64 ctx_id, u32 tgid, u32 regions),
+	TP_ARGS(ctx_id, tgid, regions),
+	TP_STRUCT__entry(
+		__field(u64, ctx_id)
+		__field(u32, tgid)
+		__field(u32, regions)
+	),
+	TP_fast_assign(
+		__entry->ctx_id = ctx_id;
+		__entry->tgid = tgid;
+		__entry->regions = regions;
+	),
+	TP_printk("ctx=%llu tgid=%u regions=%u", __entry->ctx_id,
+		  __entry->tgid, __entry->regions)
 );
 
 #endif /* _UMMUNOTIFY_TRACE_H */

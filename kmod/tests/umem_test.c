@@ -9,6 +9,7 @@
 #include "umem_util.h"
 
 #include <linux/falloc.h>
+#include <stdarg.h>
 #include <sys/mount.h>
 #include <sys/time.h>
 #include <sys/uio.h>
@@ -1617,12 +1618,15 @@ static int trace_count(const char *buf, const char *a, const char *b)
 		ASSERT_TRUE(strstr(tr, a_) < strstr(tr, b_));		\
 	} while (0)
 
-/* The event's format lists these fields, in this order, after common_*. */
-static int format_has(const char *ev, const char *f1, const char *f2,
-		      const char *f3, const char *f4)
+/*
+ * The event's format lists these fields (a NULL-terminated list), in this
+ * order, after common_*.
+ */
+static int format_has(const char *ev, ...)
 {
-	const char *want[4] = { f1, f2, f3, f4 };
 	char path[256], buf[4096], *at;
+	const char *want;
+	va_list ap;
 	int fd, n;
 
 	snprintf(path, sizeof(path), TRACEFS "/events/umem/%s/format", ev);
@@ -1635,19 +1639,68 @@ static int format_has(const char *ev, const char *f1, const char *f2,
 		return 0;
 	buf[n] = 0;
 	at = strstr(buf, "common_pid;");
-	for (int i = 0; i < 4 && want[i]; i++) {
-		at = at ? strstr(at, want[i]) : NULL;
+	va_start(ap, ev);
+	while ((want = va_arg(ap, const char *))) {
+		at = at ? strstr(at, want) : NULL;
 		if (!at) {
-			printf("#   %s: no field \"%s\" in order\n", ev, want[i]);
+			printf("#   %s: no field \"%s\" in order\n", ev, want);
+			va_end(ap);
 			return 0;
 		}
+	}
+	va_end(ap);
+	/* nothing more than what was asked */
+	if (at && strstr(at, "field:")) {
+		printf("#   %s: more fields than asked for\n", ev);
+		return 0;
 	}
 	return 1;
 }
 
+/*
+ * The value of "@field=" on the @nth (from 0) trace line that contains
+ * @match (formatted with @id); fails the test when there is none.
+ */
+static unsigned long long trace_field_nth(const char *tr, const char *field,
+					  int nth, const char *match,
+					  unsigned long long id)
+{
+	char m[256], f[64];
+	const char *at, *eol;
+	unsigned long long v;
+
+	snprintf(m, sizeof(m), match, id);
+	snprintf(f, sizeof(f), " %s=", field);
+	at = strstr(tr, m);
+	while (at && nth--)
+		at = strstr(at + 1, m);
+	if (!at)
+		KTEST_FAIL_("no trace line with \"%s\"", m);
+	eol = strchr(at, '\n');
+	at = strstr(at, f);
+	if (!at || (eol && at > eol) || sscanf(at + strlen(f), "%llu", &v) != 1)
+		KTEST_FAIL_("no %s on the line with \"%s\"", field, m);
+	return v;
+}
+
+#define trace_field(tr, field, match, id) \
+	trace_field_nth(tr, field, 0, match, id)
+
+/* A duration the driver measured: at least @min ns, less than a minute. */
+#define TRACE_NS_AT_LEAST(field, min, match, id)			\
+	do {								\
+		unsigned long long ns_ = trace_field(tr, field, match, id); \
+		ASSERT_GE(ns_, (min));					\
+		ASSERT_LT(ns_, 60000000000ULL);				\
+	} while (0)
+
+/* A server's deliberate delay before it serves a requested page. */
+#define TP_DELAY_US	200000
+#define TP_DELAY_NS	(TP_DELAY_US * 1000ULL)
+
 TEST(tracepoints_fire_with_right_fields)
 {
-	int sfd, fd, fd2, sfd2;
+	int sfd, fd, fd2, sfd2, fdup;
 	unsigned char *srv, *p;
 	struct toucher t;
 	pthread_t th;
@@ -1656,7 +1709,7 @@ TEST(tracepoints_fire_with_right_fields)
 	unsigned long long A, B;
 	int me = getpid();
 	char *tr;
-	pid_t victim;
+	pid_t victim, victim2;
 
 	if (access(TRACEFS "/events/umem/umem_fault/enable", W_OK))
 		SKIP("no tracefs umem events in this guest");
@@ -1677,6 +1730,7 @@ TEST(tracepoints_fire_with_right_fields)
 	t = (struct toucher){ .addr = p + 2 * PG, .pgoff = 2, .tag = 1 };
 	ASSERT_OK(-pthread_create(&th, NULL, touch_thread, &t));
 	ASSERT_EQ(umem_read1(fd), 2);
+	usleep(TP_DELAY_US);
 	umem_fill(srv + 2 * PG, 2, 1);
 	umem_serve1(fd, 2);
 	pthread_join(th, NULL);
@@ -1712,11 +1766,17 @@ TEST(tracepoints_fire_with_right_fields)
 	kill(victim, SIGKILL);
 	waitpid(victim, NULL, 0);
 	/* error: a child blocked on 3 when the last umem fd goes */
-	victim = spawn_faulter(fd2, 3, 1, 1);
+	victim2 = spawn_faulter(fd2, 3, 1, 1);
 	ASSERT_EQ(umem_read1(fd2), 3);
 	usleep(100000);
 	close(fd2);
-	waitpid(victim, NULL, 0);
+	waitpid(victim2, NULL, 0);
+	/* release: at the last close of the area's umem fds, not before */
+	fdup = dup(fd);
+	ASSERT_OK(fdup);
+	close(fd);
+	tracefs_write("trace_marker", "umem-test: first close");
+	close(fdup);
 
 	tracefs_write("tracing_on", "0");
 	tr = tracefs_read();
@@ -1726,12 +1786,22 @@ TEST(tracepoints_fire_with_right_fields)
 
 	/* umem_fault(area, pgoff, must_wait, tgid) */
 	TRACE_HAS(1, "umem_fault: area=%llu pgoff=2 must_wait=1 tgid=%d", A, me);
-	/* umem_read(area, handed, pending) */
-	TRACE_HAS(2, "umem_read: area=%llu handed=1 pending=0", A);  /* 2, 4 */
-	/* umem_write(area, pgoff, on_demand) */
-	TRACE_HAS(1, "umem_write: area=%llu pgoff=2 on_demand=1", A);
-	/* umem_fault_done(area, pgoff, outcome): exactly one per wait */
+	/* umem_read(area, handed, pending, tgid): tgid is the area's client */
+	TRACE_HAS(2, "umem_read: area=%llu handed=1 pending=0 tgid=%d", A, me);
+	/* umem_write(area, pgoff, on_demand, service_ns, tgid) */
+	TRACE_HAS(1, "umem_write: area=%llu pgoff=2 on_demand=1 ", A);
+	/* umem_fault_done(area, pgoff, outcome, wait_ns): one per wait */
 	TRACE_HAS(1, "umem_fault_done: area=%llu pgoff=2 outcome=served", A);
+	/*
+	 * The server held the request for TP_DELAY_US: the service time
+	 * (queued -> written) and the thread's wait both cover the delay,
+	 * and neither is absurd (under a minute).
+	 */
+	TRACE_NS_AT_LEAST("service_ns", TP_DELAY_NS, "umem_write: area=%llu pgoff=2 ", A);
+	ASSERT_EQ(trace_field(tr, "tgid", "umem_write: area=%llu pgoff=2 ", A),
+		  me);
+	TRACE_NS_AT_LEAST("wait_ns", TP_DELAY_NS, "umem_fault_done: area=%llu pgoff=2 ", A);
+
 	/* in that order */
 	TRACE_BEFORE("umem_fault: area=%llu pgoff=2 ",
 		     "umem_read: area=%llu handed=1 ", A);
@@ -1751,12 +1821,18 @@ TEST(tracepoints_fire_with_right_fields)
 	TRACE_HAS(1, "umem_write: area=%llu pgoff=4 on_demand=1", A);
 	TRACE_BEFORE("umem_fault_done: area=%llu pgoff=4 outcome=interrupted",
 		     "umem_write: area=%llu pgoff=4 ", A);
+	/* the first wait lasted until the signal, 100 ms after the read */
+	TRACE_NS_AT_LEAST("wait_ns", 100000000ULL, "umem_fault_done: area=%llu pgoff=4 outcome=interrupted", A);
+	/* one request: its service time spans both waits (300 ms) */
+	TRACE_NS_AT_LEAST("service_ns", 300000000ULL, "umem_write: area=%llu pgoff=4 ", A);
 
 	/* pushed ahead, then a fault that does not wait */
-	TRACE_HAS(1, "umem_write: area=%llu pgoff=5 on_demand=0", A);
-	TRACE_HAS(1, "umem_write: area=%llu pgoff=6 on_demand=0", A);
+	/* pushed: no service time, charged to the area's client */
+	TRACE_HAS(1, "umem_write: area=%llu pgoff=5 on_demand=0 service_ns=0 tgid=%d", A, me);
+	TRACE_HAS(1, "umem_write: area=%llu pgoff=6 on_demand=0 service_ns=0 tgid=%d", A, me);
 	TRACE_HAS(1, "umem_fault: area=%llu pgoff=5 must_wait=0 tgid=%d", A, me);
-	TRACE_HAS(1, "umem_fault_done: area=%llu pgoff=5 outcome=served", A);
+	/* a fault that did not wait: wait_ns 0 */
+	TRACE_HAS(1, "umem_fault_done: area=%llu pgoff=5 outcome=served wait_ns=0", A);
 	TRACE_HAS(0, "umem_fault: area=%llu pgoff=6 ", A);
 
 	/* killed, and error (no umem fd left) */
@@ -1764,17 +1840,46 @@ TEST(tracepoints_fire_with_right_fields)
 	TRACE_HAS(1, "umem_fault_done: area=%llu pgoff=7 outcome=killed", B);
 	TRACE_HAS(1, "umem_fault: area=%llu pgoff=3 must_wait=1", B);
 	TRACE_HAS(1, "umem_fault_done: area=%llu pgoff=3 outcome=error", B);
+	/* both waited until the kill or the close, 100 ms after the read */
+	TRACE_NS_AT_LEAST("wait_ns", 100000000ULL, "umem_fault_done: area=%llu pgoff=7 ", B);
+	TRACE_NS_AT_LEAST("wait_ns", 100000000ULL, "umem_fault_done: area=%llu pgoff=3 ", B);
+	/* the area's client is the last process that mapped it */
+	TRACE_HAS(2, "umem_read: area=%llu handed=1 pending=0 ", B);
+	ASSERT_EQ(trace_field_nth(tr, "tgid", 0, "umem_read: area=%llu ", B),
+		  victim);
+	ASSERT_EQ(trace_field_nth(tr, "tgid", 1, "umem_read: area=%llu ", B),
+		  victim2);
+	/* release: once per area, with its client, after its last close */
+	TRACE_HAS(1, "umem_release: area=%llu tgid=", B);
+	TRACE_HAS(1, "umem_release: area=%llu tgid=", A);
+	TRACE_HAS(2, "umem_release: ");
+	ASSERT_EQ(trace_field(tr, "tgid", "umem_release: area=%llu ", B),
+		  victim2);
+	ASSERT_EQ(trace_field(tr, "tgid", "umem_release: area=%llu ", A), me);
+	/* the close wakes the waiter: release comes before its done */
+	TRACE_BEFORE("umem_release: area=%llu ",
+		     "umem_fault_done: area=%llu pgoff=3 ", B);
+	{
+		char a_[64];
+
+		snprintf(a_, sizeof(a_), "umem_release: area=%llu ", A);
+		ASSERT_TRUE(strstr(tr, "umem-test: first close"));
+		ASSERT_TRUE(strstr(tr, a_) > strstr(tr, "umem-test: first close"));
+	}
 	free(tr);
 
 	/* Field order and types: what raw_tp BPF programs read as ctx[i]. */
 	ASSERT_TRUE(format_has("umem_fault", "u64 area;", "u64 pgoff;",
-			       "u32 must_wait;", "u32 tgid;"));
+			       "u32 must_wait;", "u32 tgid;", NULL));
 	ASSERT_TRUE(format_has("umem_fault_done", "u64 area;", "u64 pgoff;",
-			       "u32 outcome;", NULL));
+			       "u32 outcome;", "u64 wait_ns;", NULL));
 	ASSERT_TRUE(format_has("umem_read", "u64 area;", "u32 handed;",
-			       "u32 pending;", NULL));
+			       "u32 pending;", "u32 tgid;", NULL));
 	ASSERT_TRUE(format_has("umem_write", "u64 area;", "u64 pgoff;",
-			       "u32 on_demand;", NULL));
+			       "u32 on_demand;", "u64 service_ns;", "u32 tgid;",
+			       NULL));
+	ASSERT_TRUE(format_has("umem_release", "u64 area;", "u32 tgid;",
+			       NULL));
 }
 
 KTEST_MAIN()

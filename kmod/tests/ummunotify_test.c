@@ -2088,13 +2088,18 @@ struct tp_notify {
 };
 
 struct tp_region {
-	unsigned long long ctx, cookie, start, end;
-	unsigned int regions;
+	unsigned long long ctx, cookie, start, end, seq;
+	unsigned int regions, tgid, queued;
 };
 
 struct tp_read {
+	unsigned long long ctx, seq;
+	unsigned int events, queued, tgid, regions;
+};
+
+struct tp_release {
 	unsigned long long ctx;
-	unsigned int events, queued;
+	unsigned int tgid, regions;
 };
 
 /* Find the n-th (from 0) notify event matching start/end. */
@@ -2124,9 +2129,9 @@ static int find_region(const char *t, const char *ev, uint64_t cookie,
 	snprintf(key, sizeof(key), "%s: ", ev);
 	while ((s = strstr(s, key))) {
 		s += strlen(key);
-		if (sscanf(s, "ctx=%llu cookie=%llu start=0x%llx end=0x%llx regions=%u",
+		if (sscanf(s, "ctx=%llu cookie=%llu start=0x%llx end=0x%llx regions=%u tgid=%u queued=%u seq=%llu",
 			   &o->ctx, &o->cookie, &o->start, &o->end,
-			   &o->regions) != 5)
+			   &o->regions, &o->tgid, &o->queued, &o->seq) != 8)
 			return -1;
 		if (o->cookie == cookie)
 			return 0;
@@ -2140,13 +2145,35 @@ static int find_read(const char *t, int nth, struct tp_read *o)
 
 	while ((s = strstr(s, "ummunotify_read: "))) {
 		s += strlen("ummunotify_read: ");
-		if (sscanf(s, "ctx=%llu events=%u queued=%u", &o->ctx,
-			   &o->events, &o->queued) != 3)
+		if (sscanf(s, "ctx=%llu events=%u queued=%u tgid=%u regions=%u seq=%llu",
+			   &o->ctx, &o->events, &o->queued, &o->tgid,
+			   &o->regions, &o->seq) != 6)
 			return -1;
 		if (nth-- == 0)
 			return 0;
 	}
 	return -1;
+}
+
+/* The release events of @ctx: how many, the last one in *o. */
+static int count_release(const char *t, unsigned long long ctx,
+			 struct tp_release *o)
+{
+	struct tp_release r;
+	const char *s = t;
+	int n = 0;
+
+	while ((s = strstr(s, "ummunotify_release: "))) {
+		s += strlen("ummunotify_release: ");
+		if (sscanf(s, "ctx=%llu tgid=%u regions=%u", &r.ctx, &r.tgid,
+			   &r.regions) != 3)
+			return -1;
+		if (r.ctx == ctx) {
+			*o = r;
+			n++;
+		}
+	}
+	return n;
 }
 
 static void trace_on(void)
@@ -2173,12 +2200,13 @@ TEST(tracepoints_have_the_documented_format)
 {
 	static const char *const want[][2] = {
 		{ "ummunotify_notify", "u64 ctx_id;u32 tgid;u64 start;u64 end;u32 reason;u32 hits;u32 queued;u64 generation;" },
-		{ "ummunotify_read", "u64 ctx_id;u32 events;u32 queued;" },
-		{ "ummunotify_register", "u64 ctx_id;u64 cookie;u64 start;u64 end;u32 regions;" },
-		{ "ummunotify_unregister", "u64 ctx_id;u64 cookie;u64 start;u64 end;u32 regions;" },
+		{ "ummunotify_read", "u64 ctx_id;u32 events;u32 queued;u32 tgid;u32 regions;u64 seq;" },
+		{ "ummunotify_register", "u64 ctx_id;u64 cookie;u64 start;u64 end;u32 regions;u32 tgid;u32 queued;u64 seq;" },
+		{ "ummunotify_unregister", "u64 ctx_id;u64 cookie;u64 start;u64 end;u32 regions;u32 tgid;u32 queued;u64 seq;" },
+		{ "ummunotify_release", "u64 ctx_id;u32 tgid;u32 regions;" },
 	};
 
-	for (unsigned int i = 0; i < 4; i++) {
+	for (unsigned int i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
 		char path[256], buf[4096], got[1024] = "";
 		const char *s;
 		int fd;
@@ -2212,13 +2240,14 @@ TEST(tracepoints_have_the_documented_format)
 
 TEST(tracepoints_fire_with_right_fields)
 {
-	int fd = un_open_nb(), fd2;
+	int fd = un_open_nb(), fd2, fd3;
 	char *p = map_pages(4);
 	struct ummunotify_event ev[8];
 	struct tp_notify n;
 	struct tp_region r;
 	struct tp_read rd;
-	unsigned long long ctx;
+	struct tp_release rel;
+	unsigned long long ctx, ctx2, seq;
 	char *t;
 	pid_t pid;
 	int soft_dirty;
@@ -2254,6 +2283,14 @@ TEST(tracepoints_fire_with_right_fields)
 	ASSERT_OK(un_unreg(fd, 501));
 	fd2 = un_open();
 	ASSERT_OK(un_reg(fd2, 1, 2, 9));
+	ASSERT_OK(un_reg(fd2, 3, 4, 10));
+	/* release: at the last close of the context's file, not before */
+	fd3 = dup(fd);
+	ASSERT_OK(fd3);
+	close(fd);
+	tracefs_write("trace_marker", "ummunotify-test: first close");
+	close(fd3);
+	close(fd2);
 	trace_off();
 	t = trace_snapshot();
 
@@ -2262,11 +2299,19 @@ TEST(tracepoints_fire_with_right_fields)
 	ASSERT_EQ(r.start, U(p));
 	ASSERT_EQ(r.end, U(p + 3 * pg()));
 	ASSERT_EQ(r.regions, 1);
+	ASSERT_EQ(r.tgid, getpid());
+	ASSERT_EQ(r.queued, 0);
+	ASSERT_GT(r.seq, 0);
+	seq = r.seq;
 	ASSERT_OK(find_region(t, "ummunotify_register", 502, &r));
 	ASSERT_EQ(r.ctx, ctx);
 	ASSERT_EQ(r.start, U(p + pg()));
 	ASSERT_EQ(r.end, U(p + 2 * pg()));
 	ASSERT_EQ(r.regions, 2);
+	ASSERT_EQ(r.tgid, getpid());
+	ASSERT_EQ(r.queued, 0);
+	ASSERT_GT(r.seq, seq);
+	seq = r.seq;
 
 	ASSERT_OK(find_notify(t, U(p + pg()), U(p + 2 * pg()), 0, &n));
 	ASSERT_EQ(n.ctx, ctx);
@@ -2286,6 +2331,10 @@ TEST(tracepoints_fire_with_right_fields)
 	ASSERT_EQ(rd.ctx, ctx);
 	ASSERT_EQ(rd.events, 3);
 	ASSERT_EQ(rd.queued, 0);
+	ASSERT_EQ(rd.tgid, getpid());
+	ASSERT_EQ(rd.regions, 2);
+	ASSERT_GT(rd.seq, seq);
+	seq = rd.seq;
 
 	ASSERT_OK(find_notify(t, U(p + 2 * pg()), U(p + 3 * pg()), 0, &n));
 	ASSERT_EQ(n.reason, R_PROT_VMA);
@@ -2303,6 +2352,9 @@ TEST(tracepoints_fire_with_right_fields)
 	ASSERT_OK(find_read(t, 1, &rd));
 	ASSERT_EQ(rd.events, 1);
 	ASSERT_EQ(rd.queued, 0);
+	ASSERT_EQ(rd.regions, 2);
+	ASSERT_GT(rd.seq, seq);
+	seq = rd.seq;
 
 	if (soft_dirty >= 0) {
 		ASSERT_OK(find_notify(t, 0, ~0ULL, 0, &n));
@@ -2318,19 +2370,165 @@ TEST(tracepoints_fire_with_right_fields)
 	ASSERT_EQ(n.reason, R_PROT_PAGE);
 	ASSERT_EQ(n.hits, 1);
 
+	/*
+	 * Unregistering 502 drops its queued report (if the soft-dirty or
+	 * fork invalidations queued one); once both are gone nothing is.
+	 */
 	ASSERT_OK(find_region(t, "ummunotify_unregister", 502, &r));
 	ASSERT_EQ(r.ctx, ctx);
 	ASSERT_EQ(r.start, U(p + pg()));
 	ASSERT_EQ(r.end, U(p + 2 * pg()));
 	ASSERT_EQ(r.regions, 1);
+	ASSERT_EQ(r.tgid, getpid());
+	ASSERT_LE(r.queued, 1);
+	ASSERT_GT(r.seq, seq);
+	seq = r.seq;
 	ASSERT_OK(find_region(t, "ummunotify_unregister", 501, &r));
 	ASSERT_EQ(r.regions, 0);
+	ASSERT_EQ(r.queued, 0);
+	ASSERT_GT(r.seq, seq);
 
-	/* another context gets another id */
+	/* another context gets another id and its own numbering */
 	ASSERT_OK(find_region(t, "ummunotify_register", 9, &r));
 	ASSERT_NE(r.ctx, ctx);
 	ASSERT_EQ(r.regions, 1);
+	ASSERT_EQ(r.seq, 1);
+	ctx2 = r.ctx;
+
+	/* one release per context, after its last close, with what it held */
+	ASSERT_EQ(count_release(t, ctx, &rel), 1);
+	ASSERT_EQ(rel.tgid, getpid());
+	ASSERT_EQ(rel.regions, 0);
+	ASSERT_EQ(count_release(t, ctx2, &rel), 1);
+	ASSERT_EQ(rel.regions, 2);
+	{
+		char key[64];
+
+		snprintf(key, sizeof(key), "ummunotify_release: ctx=%llu ", ctx);
+		ASSERT_TRUE(strstr(t, "ummunotify-test: first close"));
+		ASSERT_TRUE(strstr(t, key) >
+			    strstr(t, "ummunotify-test: first close"));
+	}
 	free(t);
+}
+
+/*
+ * The gauges under concurrency: threads register and unregister on one
+ * context at once.  Their events reach the trace in any order, but ordered
+ * by seq they must be the context's history: seq numbers distinct, and
+ * every register one more registration than the event before it, every
+ * unregister one fewer, from 1 back to 0.
+ */
+struct gauge_thread {
+	int fd, id;
+};
+
+#define GAUGE_THREADS	4
+#define GAUGE_OPS	200
+
+static void *gauge_fn(void *arg)
+{
+	struct gauge_thread *g = arg;
+	uint64_t base = (uint64_t)g->id << 32;
+
+	for (int i = 0; i < GAUGE_OPS; i++) {
+		if (un_reg(g->fd, 0x1000, 0x2000, base + i))
+			return (void *)1;
+		if (i % 3 == 2) {
+			for (int j = i - 2; j <= i; j++)
+				if (un_unreg(g->fd, base + j))
+					return (void *)1;
+		}
+	}
+	for (int j = GAUGE_OPS - GAUGE_OPS % 3; j < GAUGE_OPS; j++)
+		if (un_unreg(g->fd, base + j))
+			return (void *)1;
+	return NULL;
+}
+
+struct gauge_ev {
+	unsigned long long seq;
+	unsigned int regions, queued;
+	int delta;
+};
+
+static int gauge_cmp(const void *a, const void *b)
+{
+	const struct gauge_ev *x = a, *y = b;
+
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+TEST(tracepoint_gauges_are_ordered_by_seq_under_concurrency)
+{
+	enum { N = GAUGE_THREADS * GAUGE_OPS * 2 };
+	struct gauge_thread g[GAUGE_THREADS];
+	pthread_t th[GAUGE_THREADS];
+	struct gauge_ev *ev = calloc(N + 1, sizeof(*ev));
+	unsigned long long ctx = 0;
+	int fd = un_open(), n = 0, out_of_order = 0;
+	const char *s;
+	char *t;
+	void *ret;
+
+	ASSERT_TRUE(ev);
+	trace_on();
+	/* the first event names the context */
+	ASSERT_OK(un_reg(fd, 0x1000, 0x2000, ~0ULL));
+	ASSERT_OK(un_unreg(fd, ~0ULL));
+	for (int i = 0; i < GAUGE_THREADS; i++) {
+		g[i] = (struct gauge_thread){ .fd = fd, .id = i + 1 };
+		ASSERT_EQ(pthread_create(&th[i], NULL, gauge_fn, &g[i]), 0);
+	}
+	for (int i = 0; i < GAUGE_THREADS; i++) {
+		ASSERT_EQ(pthread_join(th[i], &ret), 0);
+		ASSERT_TRUE(ret == NULL);
+	}
+	trace_off();
+	t = trace_snapshot();
+
+	for (s = t; (s = strstr(s, "ummunotify_")); ) {
+		struct tp_region r;
+		int reg = !strncmp(s, "ummunotify_register: ", 21);
+
+		if (!reg && strncmp(s, "ummunotify_unregister: ", 23)) {
+			s++;
+			continue;
+		}
+		s = strchr(s, ' ') + 1;
+		ASSERT_EQ(sscanf(s, "ctx=%llu cookie=%llu start=0x%llx end=0x%llx regions=%u tgid=%u queued=%u seq=%llu",
+				 &r.ctx, &r.cookie, &r.start, &r.end,
+				 &r.regions, &r.tgid, &r.queued, &r.seq), 8);
+		if (!ctx)
+			ctx = r.ctx;
+		if (r.ctx != ctx)
+			continue;
+		ASSERT_LT(n, N + 2);
+		if (n >= 2) {
+			ev[n - 2] = (struct gauge_ev){ r.seq, r.regions,
+						       r.queued, reg ? 1 : -1 };
+			if (n > 2 && r.seq < ev[n - 3].seq)
+				out_of_order++;
+		}
+		n++;
+	}
+	free(t);
+	ASSERT_EQ(n, N + 2);
+	n -= 2;
+	printf("# %d events, %d reached the trace out of seq order\n", n,
+	       out_of_order);
+	qsort(ev, n, sizeof(*ev), gauge_cmp);
+	for (int i = 0, held = 0; i < n; i++) {
+		if (i)
+			ASSERT_GT(ev[i].seq, ev[i - 1].seq);
+		held += ev[i].delta;
+		if ((int)ev[i].regions != held)
+			KTEST_FAIL_("event %d (seq %llu): regions %u, want %d",
+				    i, ev[i].seq, ev[i].regions, held);
+		ASSERT_EQ(ev[i].queued, 0);
+	}
+	ASSERT_EQ(ev[n - 1].regions, 0);
+	free(ev);
 }
 
 KTEST_MAIN()
