@@ -158,4 +158,24 @@ static __always_inline void *ummu_lookup_or_init(void *map, const void *key,
 	return bpf_map_lookup_elem(map, key);
 }
 
+/*
+ * A per-process row of a bounded hash map keyed by tgid, inserted zeroed
+ * when absent; on insert, when the current task belongs to that process,
+ * its comm is written at @comm_off (char[16]). NULL (and *overflow
+ * bumped) when the map is full.
+ */
+static __always_inline void *ummu_proc_row(void *map, __u32 tgid,
+					   const void *zero_val,
+					   __u64 *overflow, __u32 comm_off)
+{
+	char *row = bpf_map_lookup_elem(map, &tgid);
+
+	if (row)
+		return row;
+	row = ummu_lookup_or_init(map, &tgid, zero_val, overflow);
+	if (row && ummu_current_tgid() == tgid)
+		bpf_get_current_comm(row + comm_off, 16);
+	return row;
+}
+
 #endif /* UMMU_HELPERS_BPF_H */

@@ -83,7 +83,12 @@ enum un_hist_index {
 	UN_NR_HISTS = 2,
 };
 
-/* un_procs: PERCPU_HASH, key __u32 tgid. */
+/*
+ * un_procs: PERCPU_HASH, key __u32 tgid (the contexts' owner). notify
+ * counts here; reads and events_read are those of the process's released
+ * contexts (folded in from un_ctxs at ummunotify_release): a process's
+ * reads are these plus its live contexts' in un_ctxs.
+ */
 struct un_proc {
 	__u64 inval[UMMU_NR_REASONS];
 	__u64 bytes[UMMU_NR_REASONS];
@@ -95,25 +100,20 @@ struct un_proc {
 };
 
 /*
- * un_ctxs: PERCPU_HASH, key __u64 ctx_id. Gauges (held, backlog) are written
- * on whichever CPU saw the last operation together with a timestamp; user
- * space takes the value of the CPU slot with the newest timestamp.
+ * un_ctxs: PERCPU_HASH, key __u64 ctx_id, deleted at ummunotify_release.
+ * The gauges (held, backlog) come from the driver with its per-context
+ * number seq (docs/tracepoints.md); each CPU's slot keeps those of the
+ * highest seq it saw, and user space takes the slot with the highest seq.
+ * reads and events_read are summed over CPUs.
  */
 struct un_ctx {
-	__u32 tgid;
+	__u32 tgid;		/* the context's owner */
 	__u32 pad;
-	__u64 inval;
-	__u64 bytes;
-	__u64 queued;
-	__u64 merged;
+	__u64 seq;		/* of the gauges below; 0: none seen here */
+	__u64 held;		/* registrations held */
+	__u64 backlog;		/* reports queued */
 	__u64 reads;
 	__u64 events_read;
-	__u64 held;		/* registrations held after the last (un)register */
-	__u64 held_ts;
-	__u64 backlog;		/* reports still queued after the last read */
-	__u64 backlog_ts;
-	__u64 generation;	/* highest generation counter seen in notify */
-	__u64 pad2;
 };
 
 /* ---- umem ------------------------------------------------------------ */
@@ -132,10 +132,6 @@ struct um_totals {
 	__u64 writes;			/* pages written (served) by the server */
 	__u64 on_demand;		/* written pages that had been requested */
 	__u64 pushed;			/* written pages pushed ahead */
-	__u64 service_unmatched;	/* on-demand write with no fault start */
-	__u64 stall_unmatched;		/* fault_done, not served, no fault start */
-	__u64 page_overflow;		/* um_pages full: service start lost */
-	__u64 stall_overflow;		/* task storage allocation failed */
 	__u64 proc_overflow;		/* um_procs full */
 	__u64 area_overflow;		/* um_areas full */
 	__u64 filtered;
@@ -143,13 +139,13 @@ struct um_totals {
 
 /* um_hists: PERCPU_ARRAY[UM_NR_HISTS]. */
 enum um_hist_index {
-	UM_HIST_SERVICE = 0,	/* ns: first fault on a page -> server's write */
-	UM_HIST_STALL = 1,	/* ns: fault -> fault_done in the same thread */
+	UM_HIST_SERVICE = 0,	/* ns: request queued -> server's write (driver's service_ns) */
+	UM_HIST_STALL = 1,	/* ns: a faulting thread's wait (driver's wait_ns, faults that waited) */
 	UM_HIST_READ_BATCH = 2,	/* offsets handed per server read() */
 	UM_NR_HISTS = 3,
 };
 
-/* um_procs: HASH (atomic adds), key __u32 tgid of the faulting process. */
+/* um_procs: PERCPU_HASH, key __u32 tgid of the faulting process. */
 struct um_proc {
 	__u64 faults;
 	__u64 faults_waited;
@@ -160,32 +156,15 @@ struct um_proc {
 	char comm[16];
 };
 
-/* um_areas: HASH, key __u64 area_id. */
+/*
+ * um_areas: HASH, key __u64 area_id, written only by umem_read (which the
+ * driver fires under the area's mutex, so plain stores land in order),
+ * deleted at umem_release.
+ */
 struct um_area {
-	__u32 client_tgid;	/* tgid of the first faulting process */
+	__u32 client_tgid;	/* the area's client (the driver's tgid) */
 	__u32 pad;
 	__u64 pending;		/* pending requests after the last read */
-};
-
-/* um_pages: HASH, first-fault start of a page awaiting service. */
-struct um_page_key {
-	__u64 area_id;
-	__u64 pgoff;
-};
-
-struct um_page_val {
-	__u64 ts;
-	__u32 tgid;
-	__u32 pad;
-};
-
-/* um_stalls: TASK_STORAGE, the current fault of a thread (ts 0: none). */
-struct um_stall {
-	__u64 area_id;
-	__u64 pgoff;
-	__u64 ts;
-	__u32 tgid;
-	__u32 pad;
 };
 
 /* ---- mmu_notifier core (stock kernels, fentry/fexit) ------------------ */

@@ -4,20 +4,28 @@
  *
  * Raw tracepoints (scalar u64 args, see docs/tracepoints.md):
  *   ummunotify_notify(ctx_id, tgid, start, end, reason, hits, queued, generation)
- *   ummunotify_read(ctx_id, events, still_queued)
- *   ummunotify_register(ctx_id, cookie, start, end, held_after)
- *   ummunotify_unregister(ctx_id, cookie, start, end, held_after)
+ *   ummunotify_read(ctx_id, events, queued, tgid, regions, seq)
+ *   ummunotify_register(ctx_id, cookie, start, end, regions, tgid, queued, seq)
+ *   ummunotify_unregister(same as register)
+ *   ummunotify_release(ctx_id, tgid, regions)
  *
- * Totals live in per-CPU arrays that never lose a count; per-process and
- * per-context rows live in bounded per-CPU hash maps whose overflow is
- * counted in the totals. User space removes rows of exited processes.
+ * Totals live in per-CPU arrays that never lose a count. notify counts per
+ * process (un_procs, keyed by the owner's tgid); read and (un)register
+ * touch only their context's row (un_ctxs): the driver's gauges and the
+ * context's reads. Both are bounded per-CPU hash maps whose overflow is
+ * counted in the totals: one keyed access per event, plain adds, no clock
+ * read (except the event timestamp with --events). A context's row goes at
+ * its release, its reads folded into its process's row first.
  */
 #include "ummu_helpers.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+/* Defaults; user space sizes the per-CPU maps for the machine at load. */
 #define UN_MAX_PROCS 2048
 #define UN_MAX_CTXS 1024
+/* Bound of the per-CPU walk at release (bpf_loop stops at the last CPU). */
+#define UN_MAX_CPUS 8192
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -60,30 +68,30 @@ static __always_inline struct un_totals *totals(void)
 
 static __always_inline struct un_proc *proc_row(__u32 tgid, struct un_totals *t)
 {
-	struct un_proc *p = bpf_map_lookup_elem(&un_procs, &tgid);
-	long err;
-
-	if (p)
-		return p;
-	err = bpf_map_update_elem(&un_procs, &tgid, &un_proc_zero, BPF_NOEXIST);
-	if (err && err != -EEXIST) {
-		t->proc_overflow++;
-		return NULL;
-	}
-	p = bpf_map_lookup_elem(&un_procs, &tgid);
-	if (p && ummu_current_tgid() == tgid)
-		bpf_get_current_comm(p->comm, sizeof(p->comm));
-	return p;
+	return ummu_proc_row(&un_procs, tgid, &un_proc_zero, &t->proc_overflow,
+			     __builtin_offsetof(struct un_proc, comm));
 }
 
-static __always_inline struct un_ctx *ctx_row(__u64 ctx_id, __u32 tgid,
-					      struct un_totals *t)
+/*
+ * The context's row with the driver's gauges applied: this CPU's slot keeps
+ * those of the highest seq it saw (events fire after the driver's lock is
+ * dropped, so an older snapshot can come later, even on this CPU).
+ */
+static __always_inline struct un_ctx *ctx_gauges(__u64 ctx_id, __u32 tgid,
+						 __u64 held, __u64 backlog,
+						 __u64 seq, struct un_totals *t)
 {
 	struct un_ctx *c = ummu_lookup_or_init(&un_ctxs, &ctx_id, &un_ctx_zero,
 					       &t->ctx_overflow);
 
-	if (c && tgid)
-		c->tgid = tgid;
+	if (!c)
+		return NULL;
+	c->tgid = tgid;
+	if (seq > c->seq) {
+		c->seq = seq;
+		c->held = held;
+		c->backlog = backlog;
+	}
 	return c;
 }
 
@@ -97,7 +105,6 @@ int BPF_PROG(un_notify, __u64 ctx_id, __u64 tgid64, __u64 start, __u64 end,
 	struct un_totals *t = totals();
 	struct ummu_hist *h;
 	struct un_proc *p;
-	struct un_ctx *c;
 	__u32 r = reason < UMMU_REASON_OTHER ? (__u32)reason : UMMU_REASON_OTHER;
 	__u32 idx = UN_HIST_SPAN;
 
@@ -129,16 +136,6 @@ int BPF_PROG(un_notify, __u64 ctx_id, __u64 tgid64, __u64 start, __u64 end,
 		p->queued += queued;
 		p->merged += merged;
 	}
-	c = ctx_row(ctx_id, tgid, t);
-	if (c) {
-		c->inval++;
-		c->bytes += bytes;
-		c->queued += queued;
-		c->merged += merged;
-		/* Monotonic per context: user space takes the max over CPUs. */
-		if (generation > c->generation)
-			c->generation = generation;
-	}
 	if (ummu_cfg.emit_events) {
 		__u64 a[8] = { ctx_id, tgid64, start, end, reason, hits, queued,
 			       generation };
@@ -149,13 +146,12 @@ int BPF_PROG(un_notify, __u64 ctx_id, __u64 tgid64, __u64 start, __u64 end,
 }
 
 SEC("raw_tp/ummunotify_read")
-int BPF_PROG(un_read, __u64 ctx_id, __u64 nevents, __u64 still_queued)
+int BPF_PROG(un_read, __u64 ctx_id, __u64 nevents, __u64 still_queued,
+	     __u64 tgid64, __u64 regions, __u64 seq)
 {
-	__u32 tgid = ummu_current_tgid();
-	__u64 ts = bpf_ktime_get_ns();
+	__u32 tgid = (__u32)tgid64;
 	struct un_totals *t = totals();
 	struct ummu_hist *h;
-	struct un_proc *p;
 	struct un_ctx *c;
 	__u32 idx = UN_HIST_READ_BATCH;
 
@@ -170,33 +166,24 @@ int BPF_PROG(un_read, __u64 ctx_id, __u64 nevents, __u64 still_queued)
 	h = bpf_map_lookup_elem(&un_hists, &idx);
 	if (h)
 		ummu_hist_add(h, nevents);
-	p = proc_row(tgid, t);
-	if (p) {
-		p->reads++;
-		p->events_read += nevents;
-	}
-	c = ctx_row(ctx_id, tgid, t);
+	c = ctx_gauges(ctx_id, tgid, regions, still_queued, seq, t);
 	if (c) {
 		c->reads++;
 		c->events_read += nevents;
-		c->backlog = still_queued;
-		c->backlog_ts = ts;
 	}
-	{
+	if (ummu_cfg.emit_events) {
 		__u64 a[3] = { ctx_id, nevents, still_queued };
 
-		ummu_emit(UMMU_EV_UN_READ, tgid, a, 3, ts, 0);
+		ummu_emit(UMMU_EV_UN_READ, tgid, a, 3, bpf_ktime_get_ns(), 0);
 	}
 	return 0;
 }
 
 static __always_inline int un_reg(__u32 type, __u64 ctx_id, __u64 cookie,
-				  __u64 start, __u64 end, __u64 held_after)
+				  __u64 start, __u64 end, __u64 held_after,
+				  __u32 tgid, __u64 queued, __u64 seq)
 {
-	__u32 tgid = ummu_current_tgid();
-	__u64 ts = bpf_ktime_get_ns();
 	struct un_totals *t = totals();
-	struct un_ctx *c;
 
 	if (!t)
 		return 0;
@@ -208,30 +195,71 @@ static __always_inline int un_reg(__u32 type, __u64 ctx_id, __u64 cookie,
 		t->registers++;
 	else
 		t->unregisters++;
-	c = ctx_row(ctx_id, tgid, t);
-	if (c) {
-		c->held = held_after;
-		c->held_ts = ts;
-	}
-	{
+	ctx_gauges(ctx_id, tgid, held_after, queued, seq, t);
+	if (ummu_cfg.emit_events) {
 		__u64 a[5] = { ctx_id, cookie, start, end, held_after };
 
-		ummu_emit(type, tgid, a, 5, ts, 0);
+		ummu_emit(type, tgid, a, 5, bpf_ktime_get_ns(), 0);
 	}
 	return 0;
 }
 
 SEC("raw_tp/ummunotify_register")
 int BPF_PROG(un_register, __u64 ctx_id, __u64 cookie, __u64 start, __u64 end,
-	     __u64 held_after)
+	     __u64 held_after, __u64 tgid, __u64 queued, __u64 seq)
 {
-	return un_reg(UMMU_EV_UN_REGISTER, ctx_id, cookie, start, end, held_after);
+	return un_reg(UMMU_EV_UN_REGISTER, ctx_id, cookie, start, end, held_after,
+		      (__u32)tgid, queued, seq);
 }
 
 SEC("raw_tp/ummunotify_unregister")
 int BPF_PROG(un_unregister, __u64 ctx_id, __u64 cookie, __u64 start, __u64 end,
-	     __u64 held_after)
+	     __u64 held_after, __u64 tgid, __u64 queued, __u64 seq)
 {
 	return un_reg(UMMU_EV_UN_UNREGISTER, ctx_id, cookie, start, end,
-		      held_after);
+		      held_after, (__u32)tgid, queued, seq);
+}
+
+struct un_fold {
+	__u64 ctx_id;
+	__u64 reads;
+	__u64 events_read;
+};
+
+static long un_fold_cpu(__u32 cpu, void *data)
+{
+	struct un_fold *f = data;
+	struct un_ctx *c = bpf_map_lookup_percpu_elem(&un_ctxs, &f->ctx_id, cpu);
+
+	if (!c)
+		return 1;	/* past the last possible CPU */
+	f->reads += c->reads;
+	f->events_read += c->events_read;
+	return 0;
+}
+
+/*
+ * The context is gone (once per context, after its last event): its reads
+ * move to its process's row, then its row goes. Rare, so the walk over
+ * every CPU's slot is affordable here.
+ */
+SEC("raw_tp/ummunotify_release")
+int BPF_PROG(un_release, __u64 ctx_id, __u64 tgid64)
+{
+	struct un_fold f = { .ctx_id = ctx_id };
+	struct un_totals *t = totals();
+	struct un_proc *p;
+
+	if (!t || !bpf_map_lookup_elem(&un_ctxs, &ctx_id))
+		return 0;
+	bpf_loop(UN_MAX_CPUS, un_fold_cpu, &f, 0);
+	if (f.reads) {
+		p = proc_row((__u32)tgid64, t);
+		if (p) {
+			p->reads += f.reads;
+			p->events_read += f.events_read;
+		}
+	}
+	bpf_map_delete_elem(&un_ctxs, &ctx_id);
+	return 0;
 }

@@ -384,7 +384,7 @@ public struct LoadOptions: Sendable {
     public var events = false
     /// Ring buffer size in bytes (power of two, >= page size).
     public var ringBytes: UInt32 = 1 << 20
-    /// Overrides of map sizes by map name, e.g. ["um_pages": 64].
+    /// Overrides of map sizes by map name, e.g. ["um_procs": 64].
     public var mapSizes: [String: UInt32] = [:]
 
     public init(filterPID: UInt32 = 0, events: Bool = false, ringBytes: UInt32 = 1 << 20,
@@ -469,6 +469,7 @@ public final class BPFObject: @unchecked Sendable {
                 bpf_map__set_max_entries(m, size)
             }
         }
+        sizePerCPUHashes()
         // Sizes of maps this object does not have are for another object;
         // Tracer checks that each name exists somewhere.
         for (name, size) in options.mapSizes {
@@ -478,6 +479,33 @@ public final class BPFObject: @unchecked Sendable {
         while let prog = p {
             bpf_program__set_autoattach(prog, false)
             p = bpf_object__next_program(obj, prog)
+        }
+    }
+
+    /// Kernel memory one per-CPU hash map may take by default.
+    public static let perCPUMapBudget = 16 << 20
+
+    /// Rows a per-CPU hash map of `valueSize`-byte values gets on a machine
+    /// of `cpus` possible CPUs: its compiled size, fewer where a row on
+    /// every CPU would make the map exceed `perCPUMapBudget` (each row
+    /// takes `cpus` values of the size rounded up to 8), at least 64.
+    public static func perCPURows(compiled: UInt32, valueSize: Int, cpus: Int) -> UInt32 {
+        let rowBytes = max(1, cpus) * ((valueSize + 7) & ~7)
+        return min(compiled, UInt32(max(64, perCPUMapBudget / rowBytes)))
+    }
+
+    /// A per-CPU hash map preallocates a value for every possible CPU in
+    /// every row: sized for a few CPUs, it would take hundreds of MiB on a
+    /// large machine. LoadOptions.mapSizes still overrides.
+    private func sizePerCPUHashes() {
+        var m = bpf_object__next_map(obj, nil)
+        while let map = m {
+            if bpf_map__type(map) == BPF_MAP_TYPE_PERCPU_HASH {
+                bpf_map__set_max_entries(map, BPFObject.perCPURows(
+                    compiled: bpf_map__max_entries(map), valueSize: Int(bpf_map__value_size(map)),
+                    cpus: possibleCPUs))
+            }
+            m = bpf_object__next_map(obj, map)
         }
     }
 

@@ -1,7 +1,7 @@
 /// NDJSON renderer: one object per interval (schema: docs/ummutrace.schema.json).
 public enum JSONRenderer {
     /// Version of the NDJSON records; bump on an incompatible change.
-    public static let version = 2
+    public static let version = 3
 
     struct Obj {
         var parts: [String] = []
@@ -63,12 +63,8 @@ public enum JSONRenderer {
         o.add("pages_pushed", t.pagesPushed)
         o.add("pending_requests", t.pendingRequests)
         o.add("areas", t.areas)
-        o.add("service_unmatched", t.serviceUnmatched)
-        o.add("stall_unmatched", t.stallUnmatched)
-        o.add("expired", t.expired)
         o.add("filtered", t.filtered)
-        o.add("overflow", raw: "{\"pages\":\(t.pageOverflow),\"stalls\":\(t.stallOverflow),"
-            + "\"processes\":\(t.processOverflow),\"areas\":\(t.areaOverflow)}")
+        o.add("overflow", raw: "{\"processes\":\(t.processOverflow),\"areas\":\(t.areaOverflow)}")
         o.add("service_latency_ns", raw: histogram(t.serviceLatency, unit: "ns"))
         o.add("stall_latency_ns", raw: histogram(t.stallLatency, unit: "ns"))
         o.add("read_batch", raw: histogram(t.readBatch, unit: "offsets"))

@@ -137,15 +137,9 @@ public struct UmemTotals: Sendable, Equatable {
     public var pagesWritten: UInt64 = 0
     public var pagesOnDemand: UInt64 = 0
     public var pagesPushed: UInt64 = 0
-    public var serviceUnmatched: UInt64 = 0
-    public var stallUnmatched: UInt64 = 0
-    public var pageOverflow: UInt64 = 0
-    public var stallOverflow: UInt64 = 0
     public var processOverflow: UInt64 = 0
     public var areaOverflow: UInt64 = 0
     public var filtered: UInt64 = 0
-    /// Fault starts user space expired (older than the tracer's maxAge).
-    public var expired: UInt64 = 0
     /// Gauges: pending requests after each area's last read; areas seen.
     public var pendingRequests: UInt64 = 0
     public var areas: UInt64 = 0
@@ -165,14 +159,9 @@ public struct UmemTotals: Sendable, Equatable {
         d.pagesWritten = delta(pagesWritten, e.pagesWritten)
         d.pagesOnDemand = delta(pagesOnDemand, e.pagesOnDemand)
         d.pagesPushed = delta(pagesPushed, e.pagesPushed)
-        d.serviceUnmatched = delta(serviceUnmatched, e.serviceUnmatched)
-        d.stallUnmatched = delta(stallUnmatched, e.stallUnmatched)
-        d.pageOverflow = delta(pageOverflow, e.pageOverflow)
-        d.stallOverflow = delta(stallOverflow, e.stallOverflow)
         d.processOverflow = delta(processOverflow, e.processOverflow)
         d.areaOverflow = delta(areaOverflow, e.areaOverflow)
         d.filtered = delta(filtered, e.filtered)
-        d.expired = delta(expired, e.expired)
         d.serviceLatency = serviceLatency.since(e.serviceLatency)
         d.stallLatency = stallLatency.since(e.stallLatency)
         d.readBatch = readBatch.since(e.readBatch)

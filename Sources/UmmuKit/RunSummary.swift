@@ -1,14 +1,14 @@
 /// The one summary of a whole run (ummutrace without an interval).
 ///
 /// Maintenance must run during a long run, as in the interval modes: it
-/// deletes the BPF rows of processes that exited (the maps are bounded) and
-/// expires stale fault starts. A summary from the first and last snapshots
-/// alone would then lose the exited processes, so each observed snapshot's
-/// rows are remembered until they leave the maps, and kept from then on:
-/// at most `maxKept` processes, and as many subscriber and cause rows each
-/// (a cause row also leaves when the process that caused it exits, its
-/// owner still running). The totals count everything regardless;
-/// `unlisted` says how many exited processes the summary could not list.
+/// deletes the BPF rows of processes that exited (the maps are bounded).
+/// A summary from the first and last snapshots alone would then lose the
+/// exited processes, so each observed snapshot's rows are remembered until
+/// they leave the maps, and kept from then on: at most `maxKept` processes,
+/// and as many subscriber and cause rows each (a cause row also leaves when
+/// the process that caused it exits, its owner still running). The totals
+/// count everything regardless; `unlisted` says how many exited processes
+/// the summary could not list.
 public struct RunSummary: Sendable {
     public let start: Snapshot
     public let maxKept: Int

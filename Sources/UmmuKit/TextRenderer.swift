@@ -75,10 +75,8 @@ public struct TextRenderer: Sendable {
             out += "  service p50 \(latency(m.serviceLatency.percentile(0.5))) p99 \(latency(m.serviceLatency.percentile(0.99)))"
                 + " \(timeUnit), stall p50 \(latency(m.stallLatency.percentile(0.5)))"
                 + " p99 \(latency(m.stallLatency.percentile(0.99))) \(timeUnit)\n"
-            let lost = m.pageOverflow + m.stallOverflow + m.processOverflow + m.areaOverflow
-            if lost > 0 {
-                out += "  overflow: \(m.pageOverflow) page starts, \(m.stallOverflow) stall starts,"
-                    + " \(m.processOverflow) process rows, \(m.areaOverflow) area rows lost\n"
+            if m.processOverflow + m.areaOverflow > 0 {
+                out += "  overflow: \(m.processOverflow) process rows, \(m.areaOverflow) area rows lost\n"
             }
         }
         out += stockSummary(i)

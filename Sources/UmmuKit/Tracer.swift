@@ -62,9 +62,6 @@ public final class Tracer: @unchecked Sendable {
     public private(set) var objects: [TraceSource: BPFObject] = [:]
     /// Sources requested but left out, each with its one-line reason.
     public private(set) var unavailable: [TraceSource: UmmuError] = [:]
-    /// Fault starts older than this are expired by `maintain()`.
-    public var maxStartAgeNs: UInt64 = 600 * 1_000_000_000
-    private var expired: UInt64 = 0
     /// Processes the last maintain() found gone (removed at the next).
     private var goneAtLastMaintain = Set<UInt32>()
     let symbols = KernelSymbols()
@@ -133,9 +130,7 @@ public final class Tracer: @unchecked Sendable {
             snap.ummunotify = try readUmmunotify(o, into: &procs)
         }
         if let o = umem {
-            var t = try readUmem(o, into: &procs)
-            t.expired = expired
-            snap.umem = t
+            snap.umem = try readUmem(o, into: &procs)
         }
         if let o = objects[.mmuNotifier] {
             snap.mmuNotifier = try readMMUNotifier(o, into: &procs, subscribers: &snap.subscribers,
@@ -206,17 +201,22 @@ public final class Tracer: @unchecked Sendable {
         }
         try o.map("un_ctxs").withRows(UInt64.self, un_ctx.self) { rows in
             for per in rows.lazy.map(\.values) {
-                // Gauges: the copy of the CPU that wrote last.
-                let held = per.max(by: { $0.held_ts < $1.held_ts }).map { $0.held_ts == 0 ? 0 : $0.held } ?? 0
-                let backlog = per.max(by: { $0.backlog_ts < $1.backlog_ts }).map { $0.backlog_ts == 0 ? 0 : $0.backlog } ?? 0
+                // Gauges: the CPU's copy with the driver's newest number.
+                let newest = per.max(by: { $0.seq < $1.seq })
+                let held = newest?.held ?? 0, backlog = newest?.backlog ?? 0
                 let tgid = per.lazy.map(\.tgid).max() ?? 0
                 t.contexts += 1
                 t.registrationsHeld &+= held
                 t.reportsBacklog &+= backlog
                 if tgid != 0 {
+                    // A process's reads: its released contexts' (un_procs)
+                    // and its live ones'.
+                    let v = per.summed()
                     var row = procs[tgid] ?? ProcessRow(pid: tgid)
                     var p = row.ummunotify ?? ProcessUmmunotify()
                     p.registrationsHeld &+= held
+                    p.reads &+= v.reads
+                    p.eventsRead &+= v.events_read
                     row.ummunotify = p
                     procs[tgid] = row
                 }
@@ -237,10 +237,6 @@ public final class Tracer: @unchecked Sendable {
             t.pagesWritten = v.writes
             t.pagesOnDemand = v.on_demand
             t.pagesPushed = v.pushed
-            t.serviceUnmatched = v.service_unmatched
-            t.stallUnmatched = v.stall_unmatched
-            t.pageOverflow = v.page_overflow
-            t.stallOverflow = v.stall_overflow
             t.processOverflow = v.proc_overflow
             t.areaOverflow = v.area_overflow
             t.filtered = v.filtered
@@ -249,7 +245,8 @@ public final class Tracer: @unchecked Sendable {
                                                         (UM_HIST_STALL.rawValue, \.stallLatency),
                                                         (UM_HIST_READ_BATCH.rawValue, \.readBatch)])
         try mergeProcessRows(o, "um_procs", as: um_proc.self, comm: \.comm, into: &procs) { row, per in
-            let v = per.value
+            // Per-CPU: every field but comm sums, the histograms too.
+            let v = per.summed()
             var p = ProcessUmem()
             p.faults = v.faults
             p.faultsWaited = v.faults_waited
@@ -295,9 +292,9 @@ public final class Tracer: @unchecked Sendable {
 
     // MARK: maintenance
 
-    /// Removes rows of processes that have exited and expires service
-    /// starts older than maxStartAgeNs (stall starts live in task storage
-    /// and go with their thread). Returns the number of entries removed.
+    /// Removes the per-process rows of processes that have exited (a
+    /// context's or area's row goes at its release, in BPF). Returns the
+    /// number of entries removed.
     ///
     /// A process is removed at the second call that finds it gone, so the
     /// snapshot taken between the two calls has counted its last events:
@@ -319,33 +316,13 @@ public final class Tracer: @unchecked Sendable {
         // snapshot reports the error.
         if let o = ummunotify {
             removed += (try? o.map("un_procs").deleteRows(UInt32.self, un_proc.self) { pid, _ in gone(pid) }) ?? 0
-            removed += (try? o.map("un_ctxs").deleteRows(UInt64.self, un_ctx.self) { _, per in
-                let tgid = per.lazy.map(\.tgid).max() ?? 0
-                return tgid != 0 && gone(tgid)
-            }) ?? 0
         }
         removed += maintainStock(gone: gone)
         if let o = umem {
             removed += (try? o.map("um_procs").deleteRows(UInt32.self, um_proc.self) { pid, _ in gone(pid) }) ?? 0
-            removed += (try? o.map("um_areas").deleteRows(UInt64.self, um_area.self) { _, per in
-                per.value.client_tgid != 0 && gone(per.value.client_tgid)
-            }) ?? 0
-            let now = monotonicNow()
-            let cutoff = now > maxStartAgeNs ? now - maxStartAgeNs : 0
-            let stale = (try? o.map("um_pages").deleteRows(PageKey.self, um_page_val.self) { _, per in
-                per.value.ts < cutoff
-            }) ?? 0
-            expired += UInt64(stale)
-            removed += stale
         }
         return removed
     }
-}
-
-/// Swift mirror of the C page key (same bytes).
-struct PageKey: BitwiseCopyable {
-    var area: UInt64
-    var pgoff: UInt64
 }
 
 /// True while /proc/PID exists.

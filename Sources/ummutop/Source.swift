@@ -29,7 +29,7 @@ final class Source {
     }
 
     /// Drops rows of exited processes from the maps (after they were
-    /// counted) and expires stale fault starts, at most every
+    /// counted), at most every
     /// `maintainEveryNs`: walking every map costs about as much as a
     /// snapshot, and an exited process has no activity to show meanwhile.
     func maintain() {

@@ -46,7 +46,7 @@ struct UmmuTrace: ParsableCommand {
     @Option(help: "Ring buffer size in KiB per driver (power of two).")
     var ringKib: UInt32 = 1024
 
-    @Option(help: "Expire umem fault starts older than this many seconds.")
+    @Option(help: "No effect: the umem driver measures service times itself, so no fault start is kept (accepted so that existing command lines still run).")
     var maxAge: Double = 600
 
     @Flag(help: "The BPF programs' own run time: in --json, and as ummu_bpf_run_* with --metrics-file. Turns the kernel's BPF statistics on for every program on the host while ummutrace runs; needs CAP_SYS_ADMIN.")
@@ -97,7 +97,6 @@ struct UmmuTrace: ParsableCommand {
         let tracer = try sources.tracer(tool: "ummutrace",
                                         options: LoadOptions(events: events, ringBytes: ringKib * 1024))
         defer { tracer.detach() }
-        tracer.maxStartAgeNs = UInt64(maxAge * 1e9)
         let signals = try SignalWatcher([SIGINT, SIGTERM, SIGHUP])
         var out = OutputBuffer(fd: 1)
         if events {
@@ -121,7 +120,7 @@ struct UmmuTrace: ParsableCommand {
         let text = TextRenderer(milliseconds: milliseconds, timestamps: timestamps)
         var prev = try tracer.snapshot()
         // Without an interval: one summary at the end, and maintenance
-        // meanwhile (exited processes pruned, stale fault starts expired),
+        // meanwhile (exited processes pruned),
         // as the interval modes do after each output.
         var summary = interval == nil ? RunSummary(start: prev) : nil
         var printed = 0

@@ -163,9 +163,6 @@ def main():
         check("umem: offsets handed to the server = its requests",
               totals(intervals, "umem", "offsets_handed") == pc["requests"],
               f"got {totals(intervals, 'umem', 'offsets_handed')} want {pc['requests']}")
-        check("umem: every service and stall sample paired",
-              totals(intervals, "umem", "service_unmatched") == 0
-              and totals(intervals, "umem", "stall_unmatched") == 0)
         service = merge_hist(intervals, "umem", "service_latency_ns")
         n = sum(service.values())
         below = sum(c for (lo, hi), c in service.items() if hi < delay_ns)

@@ -79,10 +79,15 @@ do {
         try drain.consume()
 
         let read = try un.program("un_read")
-        let c2 = try measure(read, perProgram) { i in try read.testRun([UInt64(i % 64), UInt64(i % 32), 1]) }
+        // (ctx, events, queued, owner tgid, regions, seq): seq grows per context.
+        let c2 = try measure(read, perProgram) { i in
+            try read.testRun([UInt64(i % 64), UInt64(i % 32), 1, UInt64(4000 + i % 64), 8, UInt64(i + 1)])
+        }
         rows.append(Row(name: "ummunotify_read" + suffix, ns: c2, baseline: b1))
         let reg = try un.program("un_register")
-        let c3 = try measure(reg, perProgram) { i in try reg.testRun([UInt64(i % 64), UInt64(i), 0x1000, 0x2000, UInt64(i)]) }
+        let c3 = try measure(reg, perProgram) { i in
+            try reg.testRun([UInt64(i % 64), UInt64(i), 0x1000, 0x2000, UInt64(i), UInt64(4000 + i % 64), 1, UInt64(i + 1)])
+        }
         rows.append(Row(name: "ummunotify_register" + suffix, ns: c3, baseline: b1))
         try drain.consume()
 
@@ -92,15 +97,15 @@ do {
         let write = try um.program("um_write")
         let umRead = try um.program("um_read")
         let b2 = try baseline()
-        let chunk = 8192  // stays under the start maps' bounds
+        let chunk = 8192  // fault, fault_done and write interleaved, a chunk at a time
         var cf = 0.0, cd = 0.0, cw = 0.0
         var rounds = 0
         var done0 = 0
         while done0 < perProgram {
             let n = min(chunk, perProgram - done0)
             cf += try measure(fault, n) { i in try fault.testRun([1, UInt64(i), 1, 4242]) }
-            cd += try measure(done, n) { i in try done.testRun([1, UInt64(i), 0]) }
-            cw += try measure(write, n) { i in try write.testRun([1, UInt64(i), 1]) }
+            cd += try measure(done, n) { i in try done.testRun([1, UInt64(i), 0, 150_000]) }
+            cw += try measure(write, n) { i in try write.testRun([1, UInt64(i), 1, 200_000, 4242]) }
             try drain.consume()
             done0 += n
             rounds += 1
@@ -108,7 +113,7 @@ do {
         rows.append(Row(name: "umem_fault" + suffix, ns: cf / Double(rounds), baseline: b2))
         rows.append(Row(name: "umem_fault_done" + suffix, ns: cd / Double(rounds), baseline: b2))
         rows.append(Row(name: "umem_write" + suffix, ns: cw / Double(rounds), baseline: b2))
-        let c4 = try measure(umRead, perProgram) { i in try umRead.testRun([1, UInt64(i % 16), 3]) }
+        let c4 = try measure(umRead, perProgram) { i in try umRead.testRun([1, UInt64(i % 16), 3, 4242]) }
         rows.append(Row(name: "umem_read" + suffix, ns: c4, baseline: b2))
         try drain.consume()
     }

@@ -100,7 +100,7 @@ func fill(_ tracer: Tracer) -> Bool {
         var c = un_ctx()
         c.tgid = pid
         c.held = 8
-        c.held_ts = 1
+        c.seq = 1
         guard unCtxs.update(UInt64(i + 1), Array(repeating: c, count: unCtxs.isPerCPU ? possibleCPUs : 1)) else { return false }
         var m = um_proc()
         m.faults = UInt64(i)

@@ -78,7 +78,7 @@ public let ummuOtherLabel = "other"
 /// Names of the bounded BPF maps in `ummu_map_overflow_total{map}`.
 public enum UmmuMapName {
     public static let ummunotify = ["un_procs", "un_ctxs"]
-    public static let umem = ["um_procs", "um_areas", "um_pages", "um_stalls"]
+    public static let umem = ["um_procs", "um_areas"]
     public static let mmuNotifier = ["mn_procs", "mn_causes", "mn_subs"]
     public static let userfaultfd = ["uf_procs"]
 }
@@ -273,8 +273,7 @@ public struct UmmuMetricsState: Sendable {
             umStall = umStall.adding(um.stallLatency)
             umReadOffsets = umReadOffsets.adding(um.readBatch)
             umPending = um.pendingRequests
-            maps += [("um_procs", um.processOverflow), ("um_areas", um.areaOverflow),
-                     ("um_pages", um.pageOverflow), ("um_stalls", um.stallOverflow)]
+            maps += [("um_procs", um.processOverflow), ("um_areas", um.areaOverflow)]
         }
         if let mn = iv.mmuNotifier {
             mnSeen = true
@@ -390,10 +389,10 @@ public struct UmmuMetricsState: Sendable {
                     PrometheusSample(labels: [("how", "pushed")], value: Double(umPushed)),
                 ]))
             out.append(PrometheusFamily(name: UmmuMetricName.serviceLatency,
-                help: "Time from the first fault on a page to the server's write of that page.",
+                help: "Time from a page's request (its first fault) to the server's write of that page, as the driver measures it.",
                 type: .histogram, samples: umService.prometheusSamples(divisor: 1e9, maxSlot: 36)))
             out.append(PrometheusFamily(name: UmmuMetricName.stallLatency,
-                help: "Time a faulting thread spent in the fault, from fault to fault done.",
+                help: "Time a faulting thread waited for the server, as the driver measures it (faults that waited).",
                 type: .histogram, samples: umStall.prometheusSamples(divisor: 1e9, maxSlot: 36)))
             out.append(PrometheusFamily(name: UmmuMetricName.readOffsets,
                 help: "Page offsets handed to the server per read() of a umem area.",

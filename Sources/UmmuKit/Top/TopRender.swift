@@ -120,7 +120,7 @@ public enum TopRender {
     /// Rows lost to the maps' bounds over every source.
     static func overflow(_ iv: Interval) -> UInt64 {
         (iv.ummunotify.map { $0.processOverflow &+ $0.contextOverflow } ?? 0)
-            &+ (iv.umem.map { $0.processOverflow &+ $0.areaOverflow &+ $0.pageOverflow &+ $0.stallOverflow } ?? 0)
+            &+ (iv.umem.map { $0.processOverflow &+ $0.areaOverflow } ?? 0)
             &+ (iv.mmuNotifier.map { $0.processOverflow &+ $0.causeOverflow &+ $0.subscriberOverflow } ?? 0)
             &+ (iv.userfaultfd.map { $0.processOverflow } ?? 0)
     }
