@@ -145,7 +145,7 @@ SEC("raw_tp/umem_read")
 int BPF_PROG(um_read, __u64 area_id, __u64 handed, __u64 pending,
 	     __u64 client64)
 {
-	__u32 tgid = ummu_current_tgid();
+	__u32 tgid = ummu_current_tgid_if_used();	/* the server */
 	__u32 client = (__u32)client64;
 	struct um_totals *t = totals();
 	struct ummu_hist *h;
@@ -182,7 +182,7 @@ SEC("raw_tp/umem_write")
 int BPF_PROG(um_write, __u64 area_id, __u64 pgoff, __u64 on_demand,
 	     __u64 service_ns, __u64 tgid64)
 {
-	__u32 tgid = ummu_current_tgid();
+	__u32 tgid = ummu_current_tgid_if_used();	/* the server */
 	__u32 client = (__u32)tgid64;
 	struct um_totals *t = totals();
 	struct ummu_hist *h;

@@ -106,6 +106,16 @@ static __always_inline __u32 ummu_current_tgid(void)
 	return (__u32)(bpf_get_current_pid_tgid() >> 32);
 }
 
+/*
+ * The current tgid where only the PID filter or an event record needs it,
+ * else 0: the helper call is most of what such a program costs.
+ */
+static __always_inline __u32 ummu_current_tgid_if_used(void)
+{
+	return ummu_cfg.filter_tgid || ummu_cfg.emit_events ?
+	       ummu_current_tgid() : 0;
+}
+
 /* Push one event; counts a drop when the ring buffer is full. */
 static __always_inline void ummu_emit(__u32 type, __u32 tgid, const __u64 *args,
 				      __u32 nargs, __u64 ts, __u64 latency)
