@@ -452,8 +452,9 @@ static vm_fault_t umem_vm_fault(struct vm_fault *vmf)
 		wait_event_killable(*wq, umem_resolved(area, pgoff));
 	outcome = umem_wait_outcome(area, pgoff);
 	/* At least 1: 0 says that the thread did not wait. */
-	trace_umem_fault_done(area->id, pgoff, outcome,
-			      max_t(u64, ktime_get_ns() - wait_start, 1));
+	if (trace_umem_fault_done_enabled())
+		trace_umem_fault_done(area->id, pgoff, outcome,
+				      max_t(u64, ktime_get_ns() - wait_start, 1));
 	/*
 	 * For a user task the last fput() runs at its return to user space;
 	 * for a kernel thread (delayed_fput) it may run, and release this
@@ -838,9 +839,11 @@ insert:
 	 * process charged: the one whose fault asked for the page, or for a
 	 * page pushed ahead the area's client.
 	 */
-	trace_umem_write(area->id, pgoff, !!req,
-			 req ? max_t(u64, ktime_get_ns() - req->queued_ns, 1) : 0,
-			 req ? req->tgid : area->client_tgid);
+	if (trace_umem_write_enabled())
+		trace_umem_write(area->id, pgoff, !!req,
+				 req ? max_t(u64, ktime_get_ns() - req->queued_ns,
+					     1) : 0,
+				 req ? req->tgid : area->client_tgid);
 	xa_store(&area->pages, pgoff, page, GFP_KERNEL_ACCOUNT); /* replaces req */
 	area->nserved++;
 	mutex_unlock(&area->lock);
