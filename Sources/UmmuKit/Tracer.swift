@@ -1,5 +1,6 @@
 import CLibbpf
 import Glibc
+import Synchronization
 import UmmuBPF
 
 func monotonicNow() -> UInt64 {
@@ -64,6 +65,9 @@ public final class Tracer: @unchecked Sendable {
     public private(set) var unavailable: [TraceSource: UmmuError] = [:]
     /// Processes the last maintain() found gone (removed at the next).
     private var goneAtLastMaintain = Set<UInt32>()
+    /// Each process's ummunotify reads and events read, as last reported
+    /// (see readUmmunotify); snapshots may run on several threads.
+    private let readsHighWater = Mutex<[UInt32: ReadCounts]>([:])
     let symbols = KernelSymbols()
     /// Per-subscriber callback timing, when the programs are attached.
     private let callbackTimers: CallbackTimers?
@@ -222,7 +226,32 @@ public final class Tracer: @unchecked Sendable {
                 }
             }
         }
+        holdReadsAtHighWater(&procs)
         return t
+    }
+
+    /// A context's reads move from its un_ctxs row to its process's
+    /// un_procs row at its release, and un_procs is read first: a snapshot
+    /// whose two reads straddle a release misses them once, and so does one
+    /// after maintenance deleted an exited owner's row while another
+    /// process still holds one of its contexts. A count that went back
+    /// would read as a reset, its whole total new in the next interval, so
+    /// each process's counts are held at their highest while it has rows
+    /// (a process that leaves the maps is forgotten).
+    private func holdReadsAtHighWater(_ procs: inout [UInt32: ProcessRow]) {
+        readsHighWater.withLock { marks in
+            var seen: [UInt32: ReadCounts] = [:]
+            for (pid, row) in procs {
+                guard var p = row.ummunotify else { continue }
+                if let m = marks[pid] {
+                    p.reads = max(p.reads, m.reads)
+                    p.eventsRead = max(p.eventsRead, m.eventsRead)
+                    procs[pid]?.ummunotify = p
+                }
+                seen[pid] = ReadCounts(reads: p.reads, eventsRead: p.eventsRead)
+            }
+            marks = seen
+        }
     }
 
     func readUmem(_ o: BPFObject, into procs: inout [UInt32: ProcessRow]) throws -> UmemTotals {
@@ -334,4 +363,9 @@ public func processExists(_ pid: UInt32) -> Bool {
 public func processName(_ pid: UInt32) -> String {
     guard let s = try? readSmallFile("/proc/\(pid)/comm") else { return "" }
     return s.hasSuffix("\n") ? String(s.dropLast()) : s
+}
+
+struct ReadCounts: Sendable {
+    var reads: UInt64
+    var eventsRead: UInt64
 }

@@ -305,3 +305,51 @@ struct SnapshotTests {
         }
     }
 }
+
+/// A context's reads move from un_ctxs to un_procs at its release; a
+/// snapshot racing that must not see the process's reads go back (which the
+/// next interval would count as a reset: the whole total again).
+@Suite("Snapshots racing a context's release", .enabled(if: isRoot, rootReason))
+struct ReleaseRaceTests {
+    @Test func aProcessesReadsNeverGoBack() throws {
+        let (t, o) = try load(.ummunotify)
+        let stop = StopFlag()
+        let failure = FirstError()
+        let pid: UInt32 = 4_300_000  // above pid_max: never alive, never pruned here
+        let releaser = TestThread {
+            do {
+                var ctx: UInt64 = 100
+                while !stop.isSet {
+                    try unRead(o, ctx: ctx, events: 2, queued: 0, tgid: pid, seq: 1)
+                    try o.program("un_release").testRun([ctx, UInt64(pid), 0])
+                    ctx += 1
+                }
+            } catch {
+                failure.record(error)
+            }
+        }
+        var last: (reads: UInt64, eventsRead: UInt64) = (0, 0)
+        var wentBack = 0
+        var prev = try t.snapshot()
+        let initial = prev.processes[pid]?.ummunotify?.reads ?? 0
+        var summed: UInt64 = 0
+        for _ in 0..<3000 {
+            let cur = try t.snapshot()
+            if let p = cur.processes[pid]?.ummunotify {
+                if p.reads < last.reads || p.eventsRead < last.eventsRead { wentBack += 1 }
+                last = (p.reads, p.eventsRead)
+            }
+            // What the intervals report must add up to the count: a count
+            // that went back reads as a reset, its whole total again.
+            summed += Interval(from: prev, to: cur).processes.first { $0.pid == pid }?.ummunotify?.reads ?? 0
+            prev = cur
+        }
+        stop.stop()
+        releaser.join()
+        #expect(failure.value == nil)
+        #expect(last.reads > 0, "the releaser ran")
+        #expect(wentBack == 0, "a process's reads went back \(wentBack) times")
+        #expect(summed == last.reads - initial,
+                "the intervals' reads add up to \(summed), the count went from \(initial) to \(last.reads)")
+    }
+}
