@@ -138,10 +138,8 @@ struct UmmuTrace: ParsableCommand {
                 }
                 iv = run.finish(at: cur)
                 if run.unlisted > 0 {
-                    var err = OutputBuffer(fd: 2)
-                    err.append("ummutrace: \(run.unlisted) exited processes not listed (more than \(run.maxKept),"
-                        + " or their pid taken by a live process); the totals count them\n")
-                    err.flush()
+                    printErrorLines(["ummutrace: \(run.unlisted) exited processes not listed (more than \(run.maxKept),"
+                        + " or their pid taken by a live process); the totals count them"])
                 }
             } else {
                 iv = Interval(from: prev, to: cur)
@@ -175,9 +173,7 @@ struct UmmuTrace: ParsableCommand {
             do {
                 try exporter.update(Interval(from: prev, to: cur))
             } catch {
-                var err = OutputBuffer(fd: 2)
-                err.append("ummutrace: \(error)\n")
-                err.flush()
+                printErrorLines(["ummutrace: \(error)"])
             }
             prev = cur
             written += 1
