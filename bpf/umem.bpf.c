@@ -3,10 +3,12 @@
  * umem.bpf.c - aggregates the umem driver's tracepoints.
  *
  * Raw tracepoints (scalar u64 args, see docs/tracepoints.md):
- *   umem_fault(area_id, pgoff, must_wait, tgid)              faulting thread
- *   umem_fault_done(area_id, pgoff, outcome, wait_ns)        same thread
+ *   umem_fault(area_id, pgoff, must_wait, tgid, tgid_start)  faulting thread
+ *   umem_fault_done(area_id, pgoff, outcome, wait_ns, tgid, tgid_start)
+ *                                                            same thread
  *   umem_read(area_id, handed, pending, client_tgid)         server
- *   umem_write(area_id, pgoff, on_demand, service_ns, tgid)  server, per page
+ *   umem_write(area_id, pgoff, on_demand, service_ns, tgid, tgid_start)
+ *                                                            server, per page
  *   umem_release(area_id, client_tgid)                       last close
  *
  * The driver measures the durations (wait_ns, service_ns) and names the
@@ -66,15 +68,17 @@ static __always_inline struct ummu_hist *hist(__u32 idx)
 	return bpf_map_lookup_elem(&um_hists, &idx);
 }
 
-static __always_inline struct um_proc *proc_row(__u32 tgid, struct um_totals *t)
+static __always_inline struct um_proc *proc_row(__u32 tgid, __u64 start,
+						struct um_totals *t)
 {
-	return ummu_proc_row(&um_procs, tgid, &um_proc_zero, &t->proc_overflow,
+	return ummu_proc_row(&um_procs, tgid, start, &um_proc_zero,
+			     &t->proc_overflow,
 			     __builtin_offsetof(struct um_proc, comm));
 }
 
 SEC("raw_tp/umem_fault")
 int BPF_PROG(um_fault, __u64 area_id, __u64 pgoff, __u64 must_wait,
-	     __u64 tgid64)
+	     __u64 tgid64, __u64 tgid_start)
 {
 	__u32 tgid = (__u32)tgid64;
 	struct um_totals *t = totals();
@@ -89,7 +93,7 @@ int BPF_PROG(um_fault, __u64 area_id, __u64 pgoff, __u64 must_wait,
 	t->faults++;
 	if (must_wait)
 		t->faults_waited++;
-	p = proc_row(tgid, t);
+	p = proc_row(tgid, tgid_start, t);
 	if (p) {
 		p->faults++;
 		if (must_wait)
@@ -105,10 +109,9 @@ int BPF_PROG(um_fault, __u64 area_id, __u64 pgoff, __u64 must_wait,
 
 SEC("raw_tp/umem_fault_done")
 int BPF_PROG(um_fault_done, __u64 area_id, __u64 pgoff, __u64 outcome,
-	     __u64 wait_ns)
+	     __u64 wait_ns, __u64 tgid64, __u64 tgid_start)
 {
-	/* The faulting thread itself: umem_fault's tgid. */
-	__u32 tgid = ummu_current_tgid();
+	__u32 tgid = (__u32)tgid64;
 	struct um_totals *t = totals();
 	struct ummu_hist *h;
 	struct um_proc *p;
@@ -128,7 +131,7 @@ int BPF_PROG(um_fault_done, __u64 area_id, __u64 pgoff, __u64 outcome,
 		h = hist(UM_HIST_STALL);
 		if (h)
 			ummu_hist_add(h, wait_ns);
-		p = proc_row(tgid, t);
+		p = proc_row(tgid, tgid_start, t);
 		if (p)
 			ummu_hist_add(&p->stall, wait_ns);
 	}
@@ -180,7 +183,7 @@ int BPF_PROG(um_read, __u64 area_id, __u64 handed, __u64 pending,
 
 SEC("raw_tp/umem_write")
 int BPF_PROG(um_write, __u64 area_id, __u64 pgoff, __u64 on_demand,
-	     __u64 service_ns, __u64 tgid64)
+	     __u64 service_ns, __u64 tgid64, __u64 tgid_start)
 {
 	__u32 tgid = ummu_current_tgid_if_used();	/* the server */
 	__u32 client = (__u32)tgid64;
@@ -200,7 +203,7 @@ int BPF_PROG(um_write, __u64 area_id, __u64 pgoff, __u64 on_demand,
 		h = hist(UM_HIST_SERVICE);
 		if (h)
 			ummu_hist_add(h, service_ns);
-		p = proc_row(client, t);
+		p = proc_row(client, tgid_start, t);
 		if (p) {
 			ummu_hist_add(&p->service, service_ns);
 			p->on_demand++;

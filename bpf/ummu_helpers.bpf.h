@@ -169,21 +169,43 @@ static __always_inline void *ummu_lookup_or_init(void *map, const void *key,
 }
 
 /*
- * A per-process row of a bounded hash map keyed by tgid, inserted zeroed
- * when absent; on insert, when the current task belongs to that process,
- * its comm is written at @comm_off (char[16]). NULL (and *overflow
- * bumped) when the map is full.
+ * This CPU's copy of the per-process row of process (tgid, start) in a
+ * bounded per-CPU hash map keyed by tgid whose rows begin with a __u64
+ * start_time (struct un_proc): inserted zeroed when absent; a copy of
+ * another start time (an exited process's whose pid was reused) is zeroed
+ * and taken over.  When the current task belongs to the process, the copy
+ * of the CPU that inserts or takes over the row gets its comm at @comm_off
+ * (char[16]).  NULL (and *overflow bumped) when the map is full.
  */
-static __always_inline void *ummu_proc_row(void *map, __u32 tgid,
+static __always_inline void *ummu_proc_row(void *map, __u32 tgid, __u64 start,
 					   const void *zero_val,
 					   __u64 *overflow, __u32 comm_off)
 {
 	char *row = bpf_map_lookup_elem(map, &tgid);
+	long err;
 
-	if (row)
+	if (row && *(__u64 *)row == start)
 		return row;
-	row = ummu_lookup_or_init(map, &tgid, zero_val, overflow);
-	if (row && ummu_current_tgid() == tgid)
+	if (row && !*(__u64 *)row) {
+		/* Zero: this CPU's copy of a row another CPU inserted. */
+		*(__u64 *)row = start;
+		return row;
+	}
+	/*
+	 * New, or another process's copy, zeroed on this CPU only (an update
+	 * from BPF writes this CPU's copy of a per-CPU row).
+	 */
+	err = bpf_map_update_elem(map, &tgid, zero_val,
+				  row ? BPF_EXIST : BPF_NOEXIST);
+	if (err && err != -EEXIST) {
+		(*overflow)++;
+		return NULL;
+	}
+	row = bpf_map_lookup_elem(map, &tgid);
+	if (!row)
+		return NULL;
+	*(__u64 *)row = start;
+	if (ummu_current_tgid() == tgid)
 		bpf_get_current_comm(row + comm_off, 16);
 	return row;
 }

@@ -17,7 +17,7 @@
 #include <linux/types.h>
 
 /* Bumped whenever a layout below changes. */
-#define UMMU_ABI_VERSION 3
+#define UMMU_ABI_VERSION 4
 
 /* ---- log2 histograms ------------------------------------------------ */
 
@@ -88,8 +88,16 @@ enum un_hist_index {
  * counts here; reads and events_read are those of the process's released
  * contexts (folded in from un_ctxs at ummunotify_release): a process's
  * reads are these plus its live contexts' in un_ctxs.
+ *
+ * start_time, first in every per-process row of the drivers: the start
+ * time of the process this CPU's copy counts (the driver's tgid_start),
+ * with the pid its identity. A copy of another start time is an exited
+ * process's whose pid was reused: zeroed and taken over on that CPU's
+ * next event, and left out by user space until then (it takes the copies
+ * of the newest start time), so old and new counts never mix.
  */
 struct un_proc {
+	__u64 start_time;
 	__u64 inval[UMMU_NR_REASONS];
 	__u64 bytes[UMMU_NR_REASONS];
 	__u64 queued;
@@ -109,6 +117,7 @@ struct un_proc {
 struct un_ctx {
 	__u32 tgid;		/* the context's owner */
 	__u32 pad;
+	__u64 tgid_start;	/* and its start time (as in struct un_proc) */
 	__u64 seq;		/* of the gauges below; 0: none seen here */
 	__u64 held;		/* registrations held */
 	__u64 backlog;		/* reports queued */
@@ -147,10 +156,10 @@ enum um_hist_index {
 
 /* um_procs: PERCPU_HASH, key __u32 tgid of the faulting process. */
 struct um_proc {
+	__u64 start_time;	/* as in struct un_proc */
 	__u64 faults;
 	__u64 faults_waited;
 	__u64 on_demand;	/* its pages served on demand */
-	__u64 pad;
 	struct ummu_hist service;
 	struct ummu_hist stall;
 	char comm[16];

@@ -3,11 +3,13 @@
  * ummunotify.bpf.c - aggregates the ummunotify driver's tracepoints.
  *
  * Raw tracepoints (scalar u64 args, see docs/tracepoints.md):
- *   ummunotify_notify(ctx_id, tgid, start, end, reason, hits, queued, generation)
- *   ummunotify_read(ctx_id, events, queued, tgid, regions, seq)
- *   ummunotify_register(ctx_id, cookie, start, end, regions, tgid, queued, seq)
+ *   ummunotify_notify(ctx_id, tgid, start, end, reason, hits, queued, generation,
+ *                     tgid_start)
+ *   ummunotify_read(ctx_id, events, queued, tgid, regions, seq, tgid_start)
+ *   ummunotify_register(ctx_id, cookie, start, end, regions, tgid, queued, seq,
+ *                       tgid_start)
  *   ummunotify_unregister(same as register)
- *   ummunotify_release(ctx_id, tgid, regions)
+ *   ummunotify_release(ctx_id, tgid, regions, tgid_start)
  *
  * Totals live in per-CPU arrays that never lose a count. notify counts per
  * process (un_procs, keyed by the owner's tgid); read and (un)register
@@ -66,9 +68,11 @@ static __always_inline struct un_totals *totals(void)
 	return bpf_map_lookup_elem(&un_totals, &zero);
 }
 
-static __always_inline struct un_proc *proc_row(__u32 tgid, struct un_totals *t)
+static __always_inline struct un_proc *proc_row(__u32 tgid, __u64 start,
+						struct un_totals *t)
 {
-	return ummu_proc_row(&un_procs, tgid, &un_proc_zero, &t->proc_overflow,
+	return ummu_proc_row(&un_procs, tgid, start, &un_proc_zero,
+			     &t->proc_overflow,
 			     __builtin_offsetof(struct un_proc, comm));
 }
 
@@ -78,8 +82,9 @@ static __always_inline struct un_proc *proc_row(__u32 tgid, struct un_totals *t)
  * dropped, so an older snapshot can come later, even on this CPU).
  */
 static __always_inline struct un_ctx *ctx_gauges(__u64 ctx_id, __u32 tgid,
-						 __u64 held, __u64 backlog,
-						 __u64 seq, struct un_totals *t)
+						 __u64 tgid_start, __u64 held,
+						 __u64 backlog, __u64 seq,
+						 struct un_totals *t)
 {
 	struct un_ctx *c = ummu_lookup_or_init(&un_ctxs, &ctx_id, &un_ctx_zero,
 					       &t->ctx_overflow);
@@ -87,6 +92,7 @@ static __always_inline struct un_ctx *ctx_gauges(__u64 ctx_id, __u32 tgid,
 	if (!c)
 		return NULL;
 	c->tgid = tgid;
+	c->tgid_start = tgid_start;
 	if (seq > c->seq) {
 		c->seq = seq;
 		c->held = held;
@@ -97,7 +103,8 @@ static __always_inline struct un_ctx *ctx_gauges(__u64 ctx_id, __u32 tgid,
 
 SEC("raw_tp/ummunotify_notify")
 int BPF_PROG(un_notify, __u64 ctx_id, __u64 tgid64, __u64 start, __u64 end,
-	     __u64 reason, __u64 hits, __u64 queued, __u64 generation)
+	     __u64 reason, __u64 hits, __u64 queued, __u64 generation,
+	     __u64 tgid_start)
 {
 	__u32 tgid = (__u32)tgid64;
 	__u64 bytes = ummu_span_bytes(start, end);
@@ -129,7 +136,7 @@ int BPF_PROG(un_notify, __u64 ctx_id, __u64 tgid64, __u64 start, __u64 end,
 	if (h)
 		ummu_hist_add(h, bytes);
 
-	p = proc_row(tgid, t);
+	p = proc_row(tgid, tgid_start, t);
 	if (p) {
 		p->inval[r]++;
 		p->bytes[r] += bytes;
@@ -147,7 +154,7 @@ int BPF_PROG(un_notify, __u64 ctx_id, __u64 tgid64, __u64 start, __u64 end,
 
 SEC("raw_tp/ummunotify_read")
 int BPF_PROG(un_read, __u64 ctx_id, __u64 nevents, __u64 still_queued,
-	     __u64 tgid64, __u64 regions, __u64 seq)
+	     __u64 tgid64, __u64 regions, __u64 seq, __u64 tgid_start)
 {
 	__u32 tgid = (__u32)tgid64;
 	struct un_totals *t = totals();
@@ -166,7 +173,7 @@ int BPF_PROG(un_read, __u64 ctx_id, __u64 nevents, __u64 still_queued,
 	h = bpf_map_lookup_elem(&un_hists, &idx);
 	if (h)
 		ummu_hist_add(h, nevents);
-	c = ctx_gauges(ctx_id, tgid, regions, still_queued, seq, t);
+	c = ctx_gauges(ctx_id, tgid, tgid_start, regions, still_queued, seq, t);
 	if (c) {
 		c->reads++;
 		c->events_read += nevents;
@@ -181,7 +188,8 @@ int BPF_PROG(un_read, __u64 ctx_id, __u64 nevents, __u64 still_queued,
 
 static __always_inline int un_reg(__u32 type, __u64 ctx_id, __u64 cookie,
 				  __u64 start, __u64 end, __u64 held_after,
-				  __u32 tgid, __u64 queued, __u64 seq)
+				  __u32 tgid, __u64 queued, __u64 seq,
+				  __u64 tgid_start)
 {
 	struct un_totals *t = totals();
 
@@ -195,7 +203,7 @@ static __always_inline int un_reg(__u32 type, __u64 ctx_id, __u64 cookie,
 		t->registers++;
 	else
 		t->unregisters++;
-	ctx_gauges(ctx_id, tgid, held_after, queued, seq, t);
+	ctx_gauges(ctx_id, tgid, tgid_start, held_after, queued, seq, t);
 	if (ummu_cfg.emit_events) {
 		__u64 a[5] = { ctx_id, cookie, start, end, held_after };
 
@@ -206,18 +214,20 @@ static __always_inline int un_reg(__u32 type, __u64 ctx_id, __u64 cookie,
 
 SEC("raw_tp/ummunotify_register")
 int BPF_PROG(un_register, __u64 ctx_id, __u64 cookie, __u64 start, __u64 end,
-	     __u64 held_after, __u64 tgid, __u64 queued, __u64 seq)
+	     __u64 held_after, __u64 tgid, __u64 queued, __u64 seq,
+	     __u64 tgid_start)
 {
 	return un_reg(UMMU_EV_UN_REGISTER, ctx_id, cookie, start, end, held_after,
-		      (__u32)tgid, queued, seq);
+		      (__u32)tgid, queued, seq, tgid_start);
 }
 
 SEC("raw_tp/ummunotify_unregister")
 int BPF_PROG(un_unregister, __u64 ctx_id, __u64 cookie, __u64 start, __u64 end,
-	     __u64 held_after, __u64 tgid, __u64 queued, __u64 seq)
+	     __u64 held_after, __u64 tgid, __u64 queued, __u64 seq,
+	     __u64 tgid_start)
 {
 	return un_reg(UMMU_EV_UN_UNREGISTER, ctx_id, cookie, start, end,
-		      held_after, (__u32)tgid, queued, seq);
+		      held_after, (__u32)tgid, queued, seq, tgid_start);
 }
 
 struct un_fold {
@@ -244,7 +254,8 @@ static long un_fold_cpu(__u32 cpu, void *data)
  * every CPU's slot is affordable here.
  */
 SEC("raw_tp/ummunotify_release")
-int BPF_PROG(un_release, __u64 ctx_id, __u64 tgid64)
+int BPF_PROG(un_release, __u64 ctx_id, __u64 tgid64, __u64 regions,
+	     __u64 tgid_start)
 {
 	struct un_fold f = { .ctx_id = ctx_id };
 	struct un_totals *t = totals();
@@ -254,7 +265,7 @@ int BPF_PROG(un_release, __u64 ctx_id, __u64 tgid64)
 		return 0;
 	bpf_loop(UN_MAX_CPUS, un_fold_cpu, &f, 0);
 	if (f.reads) {
-		p = proc_row((__u32)tgid64, t);
+		p = proc_row((__u32)tgid64, tgid_start, t);
 		if (p) {
 			p->reads += f.reads;
 			p->events_read += f.events_read;

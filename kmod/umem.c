@@ -148,6 +148,7 @@ struct umem_req {
 	pgoff_t pgoff;
 	u64 queued_ns;			/* ktime_get_ns() when queued */
 	u32 tgid;			/* of the fault that queued it */
+	u64 tgid_start;			/* and its start time (tracing) */
 };
 
 struct umem_area {
@@ -170,11 +171,37 @@ struct umem_area {
 	/* mm of those VMAs: compared only, to tell a fork's copy apart */
 	struct mm_struct *mapped_mm;
 	u32 client_tgid;		/* tgid of the last mmap() (tracing) */
+	u64 client_start;		/* and its start time (tracing) */
 	struct file *shmem;		/* the memory file, until released */
 
 	wait_queue_head_t read_wq;
 	wait_queue_head_t fault_wq[1 << UMEM_WQ_BITS];
 };
+
+/*
+ * The current process's start time: with its tgid, the identity a tracer
+ * keys its rows by, so that a reused tgid starts afresh.
+ */
+static inline u64 umem_tgid_start(void)
+{
+	return current->group_leader->start_time;
+}
+
+/* Both fire in the faulting thread: the process charged is current's. */
+static inline void umem_trace_fault(struct umem_area *area, pgoff_t pgoff,
+				    u32 must_wait)
+{
+	trace_umem_fault(area->id, pgoff, must_wait, current->tgid,
+			 umem_tgid_start());
+}
+
+static inline void umem_trace_fault_done(struct umem_area *area,
+					 pgoff_t pgoff, u32 outcome,
+					 u64 wait_ns)
+{
+	trace_umem_fault_done(area->id, pgoff, outcome, wait_ns, current->tgid,
+			      umem_tgid_start());
+}
 
 /* Tag of a request in area->pages (a page pointer has tag 0). */
 #define UMEM_REQ_TAG		1
@@ -266,13 +293,13 @@ static enum umem_req_result umem_request(struct umem_area *area, pgoff_t pgoff,
 	if (umem_served(area, pgoff)) {
 		res = UMEM_REQ_SERVED;
 		if (first)
-			trace_umem_fault(area->id, pgoff, 0, current->tgid);
+			umem_trace_fault(area, pgoff, 0);
 		goto out;
 	}
 	if (area->released) {
 		res = UMEM_REQ_DEAD;
 		if (first)
-			trace_umem_fault(area->id, pgoff, 1, current->tgid);
+			umem_trace_fault(area, pgoff, 1);
 		goto out;
 	}
 	if (!umem_req_of(area, pgoff)) {
@@ -288,6 +315,7 @@ static enum umem_req_result umem_request(struct umem_area *area, pgoff_t pgoff,
 		req->pgoff = pgoff;
 		req->queued_ns = ktime_get_ns();
 		req->tgid = current->tgid;
+		req->tgid_start = umem_tgid_start();
 		if (xa_err(xa_store(&area->pages, pgoff,
 				    xa_tag_pointer(req, UMEM_REQ_TAG),
 				    GFP_KERNEL_ACCOUNT))) {
@@ -305,10 +333,10 @@ out_trace:
 	/* A fault that cannot wait ends now: traced like a first entry. */
 	if (res != UMEM_REQ_WAIT) {
 		if (first)
-			trace_umem_fault(area->id, pgoff, 1, current->tgid);
+			umem_trace_fault(area, pgoff, 1);
 	} else if (!(fault_flags & FAULT_FLAG_RETRY_NOWAIT)) {
 		/* A RETRY_NOWAIT attempt that would wait is not a fault yet. */
-		trace_umem_fault(area->id, pgoff, 1, current->tgid);
+		umem_trace_fault(area, pgoff, 1);
 	}
 out:
 	mutex_unlock(&area->lock);
@@ -388,9 +416,8 @@ static vm_fault_t umem_vm_fault(struct vm_fault *vmf)
 	page = umem_served(area, pgoff);
 	if (likely(page)) {
 		if (first) {
-			trace_umem_fault(area->id, pgoff, 0, current->tgid);
-			trace_umem_fault_done(area->id, pgoff,
-					      UMEM_FAULT_SERVED, 0);
+			umem_trace_fault(area, pgoff, 0);
+			umem_trace_fault_done(area, pgoff, UMEM_FAULT_SERVED, 0);
 		}
 		return umem_map_served(vmf, page);
 	}
@@ -405,9 +432,8 @@ static vm_fault_t umem_vm_fault(struct vm_fault *vmf)
 	 */
 	if (!(vmf->flags & FAULT_FLAG_ALLOW_RETRY)) {
 		if (first) {
-			trace_umem_fault(area->id, pgoff, 1, current->tgid);
-			trace_umem_fault_done(area->id, pgoff, UMEM_FAULT_ERROR,
-					      0);
+			umem_trace_fault(area, pgoff, 1);
+			umem_trace_fault_done(area, pgoff, UMEM_FAULT_ERROR, 0);
 		}
 		return VM_FAULT_SIGBUS;
 	}
@@ -415,19 +441,16 @@ static vm_fault_t umem_vm_fault(struct vm_fault *vmf)
 	switch (umem_request(area, pgoff, vmf->flags)) {
 	case UMEM_REQ_SERVED:
 		if (first)
-			trace_umem_fault_done(area->id, pgoff,
-					      UMEM_FAULT_SERVED, 0);
+			umem_trace_fault_done(area, pgoff, UMEM_FAULT_SERVED, 0);
 		return umem_map_served(vmf, umem_served(area, pgoff));
 	case UMEM_REQ_DEAD:
 	case UMEM_REQ_FULL:
 		if (first)
-			trace_umem_fault_done(area->id, pgoff, UMEM_FAULT_ERROR,
-					      0);
+			umem_trace_fault_done(area, pgoff, UMEM_FAULT_ERROR, 0);
 		return VM_FAULT_SIGBUS;
 	case UMEM_REQ_NOMEM:
 		if (first)
-			trace_umem_fault_done(area->id, pgoff, UMEM_FAULT_ERROR,
-					      0);
+			umem_trace_fault_done(area, pgoff, UMEM_FAULT_ERROR, 0);
 		return VM_FAULT_OOM;
 	case UMEM_REQ_WAIT:
 		break;
@@ -453,7 +476,7 @@ static vm_fault_t umem_vm_fault(struct vm_fault *vmf)
 	outcome = umem_wait_outcome(area, pgoff);
 	/* At least 1: 0 says that the thread did not wait. */
 	if (trace_umem_fault_done_enabled())
-		trace_umem_fault_done(area->id, pgoff, outcome,
+		umem_trace_fault_done(area, pgoff, outcome,
 				      max_t(u64, ktime_get_ns() - wait_start, 1));
 	/*
 	 * For a user task the last fput() runs at its return to user space;
@@ -843,7 +866,8 @@ insert:
 		trace_umem_write(area->id, pgoff, !!req,
 				 req ? max_t(u64, ktime_get_ns() - req->queued_ns,
 					     1) : 0,
-				 req ? req->tgid : area->client_tgid);
+				 req ? req->tgid : area->client_tgid,
+				 req ? req->tgid_start : area->client_start);
 	xa_store(&area->pages, pgoff, page, GFP_KERNEL_ACCOUNT); /* replaces req */
 	area->nserved++;
 	mutex_unlock(&area->lock);
@@ -949,6 +973,7 @@ static int umem_mmap(struct file *file, struct vm_area_struct *vma)
 	area->nr_vmas = 1;	/* ->close drops it, also on mmap failure */
 	area->mapped_mm = vma->vm_mm;
 	area->client_tgid = current->tgid;
+	area->client_start = umem_tgid_start();
 	mutex_unlock(&area->lock);
 
 	/* The VMA holds the mapping file, not the umem file: see the top. */

@@ -19,48 +19,55 @@
 #define UMEM_FAULT_INTERRUPTED	3	/* signal handled; thread faults again */
 
 TRACE_EVENT(umem_fault,
-	TP_PROTO(u64 area, u64 pgoff, u32 must_wait, u32 tgid),
-	TP_ARGS(area, pgoff, must_wait, tgid),
+	TP_PROTO(u64 area, u64 pgoff, u32 must_wait, u32 tgid, u64 tgid_start),
+	TP_ARGS(area, pgoff, must_wait, tgid, tgid_start),
 	TP_STRUCT__entry(
 		__field(u64, area)
 		__field(u64, pgoff)
 		__field(u32, must_wait)
 		__field(u32, tgid)
+		__field(u64, tgid_start)
 	),
 	TP_fast_assign(
 		__entry->area = area;
 		__entry->pgoff = pgoff;
 		__entry->must_wait = must_wait;
 		__entry->tgid = tgid;
+		__entry->tgid_start = tgid_start;
 	),
-	TP_printk("area=%llu pgoff=%llu must_wait=%u tgid=%u",
+	TP_printk("area=%llu pgoff=%llu must_wait=%u tgid=%u tgid_start=%llu",
 		  __entry->area, __entry->pgoff, __entry->must_wait,
-		  __entry->tgid)
+		  __entry->tgid, __entry->tgid_start)
 );
 
 TRACE_EVENT(umem_fault_done,
-	TP_PROTO(u64 area, u64 pgoff, u32 outcome, u64 wait_ns),
-	TP_ARGS(area, pgoff, outcome, wait_ns),
+	TP_PROTO(u64 area, u64 pgoff, u32 outcome, u64 wait_ns, u32 tgid,
+		 u64 tgid_start),
+	TP_ARGS(area, pgoff, outcome, wait_ns, tgid, tgid_start),
 	TP_STRUCT__entry(
 		__field(u64, area)
 		__field(u64, pgoff)
 		__field(u32, outcome)
 		__field(u64, wait_ns)
+		__field(u32, tgid)
+		__field(u64, tgid_start)
 	),
 	TP_fast_assign(
 		__entry->area = area;
 		__entry->pgoff = pgoff;
 		__entry->outcome = outcome;
 		__entry->wait_ns = wait_ns;
+		__entry->tgid = tgid;
+		__entry->tgid_start = tgid_start;
 	),
-	TP_printk("area=%llu pgoff=%llu outcome=%s wait_ns=%llu",
+	TP_printk("area=%llu pgoff=%llu outcome=%s wait_ns=%llu tgid=%u tgid_start=%llu",
 		  __entry->area, __entry->pgoff,
 		  __print_symbolic(__entry->outcome,
 				   { UMEM_FAULT_SERVED, "served" },
 				   { UMEM_FAULT_KILLED, "killed" },
 				   { UMEM_FAULT_ERROR, "error" },
 				   { UMEM_FAULT_INTERRUPTED, "interrupted" }),
-		  __entry->wait_ns)
+		  __entry->wait_ns, __entry->tgid, __entry->tgid_start)
 );
 
 TRACE_EVENT(umem_read,
@@ -83,14 +90,16 @@ TRACE_EVENT(umem_read,
 );
 
 TRACE_EVENT(umem_write,
-	TP_PROTO(u64 area, u64 pgoff, u32 on_demand, u64 service_ns, u32 tgid),
-	TP_ARGS(area, pgoff, on_demand, service_ns, tgid),
+	TP_PROTO(u64 area, u64 pgoff, u32 on_demand, u64 service_ns, u32 tgid,
+		 u64 tgid_start),
+	TP_ARGS(area, pgoff, on_demand, service_ns, tgid, tgid_start),
 	TP_STRUCT__entry(
 		__field(u64, area)
 		__field(u64, pgoff)
 		__field(u32, on_demand)
 		__field(u64, service_ns)
 		__field(u32, tgid)
+		__field(u64, tgid_start)
 	),
 	TP_fast_assign(
 		__entry->area = area;
@@ -98,10 +107,11 @@ TRACE_EVENT(umem_write,
 		__entry->on_demand = on_demand;
 		__entry->service_ns = service_ns;
 		__entry->tgid = tgid;
+		__entry->tgid_start = tgid_start;
 	),
-	TP_printk("area=%llu pgoff=%llu on_demand=%u service_ns=%llu tgid=%u",
+	TP_printk("area=%llu pgoff=%llu on_demand=%u service_ns=%llu tgid=%u tgid_start=%llu",
 		  __entry->area, __entry->pgoff, __entry->on_demand,
-		  __entry->service_ns, __entry->tgid)
+		  __entry->service_ns, __entry->tgid, __entry->tgid_start)
 );
 
 /* The last close of the area's umem fd: nobody can serve it any more. */

@@ -161,6 +161,8 @@ struct ummunotify_ctx {
 	u64			id;
 	u32			tgid;
 	u32			max_regions;
+	/* the owner's start time: with tgid, its identity (tracing) */
+	u64			tgid_start;
 
 	spinlock_t		lock;	/* see "Locking" at the top */
 	struct rb_root_cached	tree;
@@ -571,7 +573,7 @@ ummunotify_mn_invalidate_range_start(struct mmu_notifier *mn,
 	if (queued > woken)
 		ummunotify_wake(ctx);
 	trace_ummunotify_notify(ctx->id, ctx->tgid, start, end, range->event,
-				hits, queued, generation);
+				hits, queued, generation, ctx->tgid_start);
 	return 0;
 }
 
@@ -661,6 +663,7 @@ static int ummunotify_open(struct inode *inode, struct file *file)
 	init_waitqueue_head(&ctx->unreg_wq);
 	ctx->id = atomic64_inc_return(&ummunotify_next_id);
 	ctx->tgid = task_tgid_nr(current);
+	ctx->tgid_start = current->group_leader->start_time;
 	ctx->max_regions = READ_ONCE(max_regions);
 
 	/* The notifier holds the mm (mmgrab) until it is unregistered. */
@@ -693,7 +696,8 @@ static int ummunotify_release(struct inode *inode, struct file *file)
 	mmu_notifier_unregister(&ctx->mn, ctx->mm);
 
 	/* No reader, no notifier: nothing else can see the registrations. */
-	trace_ummunotify_release(ctx->id, ctx->tgid, ctx->nregs);
+	trace_ummunotify_release(ctx->id, ctx->tgid, ctx->nregs,
+				 ctx->tgid_start);
 	rbtree_postorder_for_each_entry_safe(reg, next, &ctx->cookies,
 					     cookie_node) {
 		kfree(reg);
@@ -887,7 +891,7 @@ static ssize_t ummunotify_read(struct file *file, char __user *buf,
 	}
 out:
 	trace_ummunotify_read(ctx->id, done, g.queued, ctx->tgid, g.regions,
-			      g.seq);
+			      g.seq, ctx->tgid_start);
 	return done * sizeof(ev[0]);
 }
 
@@ -977,7 +981,8 @@ static long ummunotify_register_region(struct ummunotify_ctx *ctx,
 	spin_unlock(&ctx->lock);
 
 	trace_ummunotify_register(ctx->id, r.user_cookie, r.start, r.end,
-				  g.regions, ctx->tgid, g.queued, g.seq);
+				  g.regions, ctx->tgid, g.queued, g.seq,
+				  ctx->tgid_start);
 	return 0;
 
 err_unlock:
@@ -1039,7 +1044,7 @@ static long ummunotify_unregister_region(struct ummunotify_ctx *ctx,
 		kfree(reg);
 
 	trace_ummunotify_unregister(ctx->id, cookie, start, end, g.regions,
-				    ctx->tgid, g.queued, g.seq);
+				    ctx->tgid, g.queued, g.seq, ctx->tgid_start);
 	return reading ? -EINTR : 0;
 }
 

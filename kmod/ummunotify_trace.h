@@ -17,12 +17,14 @@
 
 /*
  * One invalidation of the watched mm, hit or not.  reason is the kernel's
- * enum mmu_notifier_event (struct mmu_notifier_range::event).
+ * enum mmu_notifier_event (struct mmu_notifier_range::event).  tgid_start:
+ * the owner's start time, which tells a reused tgid apart.
  */
 TRACE_EVENT(ummunotify_notify,
 	TP_PROTO(u64 ctx_id, u32 tgid, u64 start, u64 end, u32 reason,
-		 u32 hits, u32 queued, u64 generation),
-	TP_ARGS(ctx_id, tgid, start, end, reason, hits, queued, generation),
+		 u32 hits, u32 queued, u64 generation, u64 tgid_start),
+	TP_ARGS(ctx_id, tgid, start, end, reason, hits, queued, generation,
+		tgid_start),
 	TP_STRUCT__entry(
 		__field(u64, ctx_id)
 		__field(u32, tgid)
@@ -32,6 +34,7 @@ TRACE_EVENT(ummunotify_notify,
 		__field(u32, hits)
 		__field(u32, queued)
 		__field(u64, generation)
+		__field(u64, tgid_start)
 	),
 	TP_fast_assign(
 		__entry->ctx_id = ctx_id;
@@ -42,11 +45,12 @@ TRACE_EVENT(ummunotify_notify,
 		__entry->hits = hits;
 		__entry->queued = queued;
 		__entry->generation = generation;
+		__entry->tgid_start = tgid_start;
 	),
-	TP_printk("ctx=%llu tgid=%u start=0x%llx end=0x%llx reason=%u hits=%u queued=%u generation=%llu",
+	TP_printk("ctx=%llu tgid=%u start=0x%llx end=0x%llx reason=%u hits=%u queued=%u generation=%llu tgid_start=%llu",
 		  __entry->ctx_id, __entry->tgid, __entry->start, __entry->end,
 		  __entry->reason, __entry->hits, __entry->queued,
-		  __entry->generation)
+		  __entry->generation, __entry->tgid_start)
 );
 
 /*
@@ -56,8 +60,8 @@ TRACE_EVENT(ummunotify_notify,
  */
 TRACE_EVENT(ummunotify_read,
 	TP_PROTO(u64 ctx_id, u32 events, u32 queued, u32 tgid, u32 regions,
-		 u64 seq),
-	TP_ARGS(ctx_id, events, queued, tgid, regions, seq),
+		 u64 seq, u64 tgid_start),
+	TP_ARGS(ctx_id, events, queued, tgid, regions, seq, tgid_start),
 	TP_STRUCT__entry(
 		__field(u64, ctx_id)
 		__field(u32, events)
@@ -65,6 +69,7 @@ TRACE_EVENT(ummunotify_read,
 		__field(u32, tgid)
 		__field(u32, regions)
 		__field(u64, seq)
+		__field(u64, tgid_start)
 	),
 	TP_fast_assign(
 		__entry->ctx_id = ctx_id;
@@ -73,17 +78,20 @@ TRACE_EVENT(ummunotify_read,
 		__entry->tgid = tgid;
 		__entry->regions = regions;
 		__entry->seq = seq;
+		__entry->tgid_start = tgid_start;
 	),
-	TP_printk("ctx=%llu events=%u queued=%u tgid=%u regions=%u seq=%llu",
+	TP_printk("ctx=%llu events=%u queued=%u tgid=%u regions=%u seq=%llu tgid_start=%llu",
 		  __entry->ctx_id, __entry->events, __entry->queued,
-		  __entry->tgid, __entry->regions, __entry->seq)
+		  __entry->tgid, __entry->regions, __entry->seq,
+		  __entry->tgid_start)
 );
 
 /* regions, queued, seq: the gauges after the operation, as for read. */
 DECLARE_EVENT_CLASS(ummunotify_region,
 	TP_PROTO(u64 ctx_id, u64 cookie, u64 start, u64 end, u32 regions,
-		 u32 tgid, u32 queued, u64 seq),
-	TP_ARGS(ctx_id, cookie, start, end, regions, tgid, queued, seq),
+		 u32 tgid, u32 queued, u64 seq, u64 tgid_start),
+	TP_ARGS(ctx_id, cookie, start, end, regions, tgid, queued, seq,
+		tgid_start),
 	TP_STRUCT__entry(
 		__field(u64, ctx_id)
 		__field(u64, cookie)
@@ -93,6 +101,7 @@ DECLARE_EVENT_CLASS(ummunotify_region,
 		__field(u32, tgid)
 		__field(u32, queued)
 		__field(u64, seq)
+		__field(u64, tgid_start)
 	),
 	TP_fast_assign(
 		__entry->ctx_id = ctx_id;
@@ -103,25 +112,28 @@ DECLARE_EVENT_CLASS(ummunotify_region,
 		__entry->tgid = tgid;
 		__entry->queued = queued;
 		__entry->seq = seq;
+		__entry->tgid_start = tgid_start;
 	),
-	TP_printk("ctx=%llu cookie=%llu start=0x%llx end=0x%llx regions=%u tgid=%u queued=%u seq=%llu",
+	TP_printk("ctx=%llu cookie=%llu start=0x%llx end=0x%llx regions=%u tgid=%u queued=%u seq=%llu tgid_start=%llu",
 		  __entry->ctx_id, __entry->cookie, __entry->start,
 		  __entry->end, __entry->regions, __entry->tgid,
-		  __entry->queued, __entry->seq)
+		  __entry->queued, __entry->seq, __entry->tgid_start)
 );
 
 /* A successful UMMUNOTIFY_REGISTER_REGION; regions = held after it. */
 DEFINE_EVENT(ummunotify_region, ummunotify_register,
 	TP_PROTO(u64 ctx_id, u64 cookie, u64 start, u64 end, u32 regions,
-		 u32 tgid, u32 queued, u64 seq),
-	TP_ARGS(ctx_id, cookie, start, end, regions, tgid, queued, seq)
+		 u32 tgid, u32 queued, u64 seq, u64 tgid_start),
+	TP_ARGS(ctx_id, cookie, start, end, regions, tgid, queued, seq,
+		tgid_start)
 );
 
 /* A successful UMMUNOTIFY_UNREGISTER_REGION; regions = held after it. */
 DEFINE_EVENT(ummunotify_region, ummunotify_unregister,
 	TP_PROTO(u64 ctx_id, u64 cookie, u64 start, u64 end, u32 regions,
-		 u32 tgid, u32 queued, u64 seq),
-	TP_ARGS(ctx_id, cookie, start, end, regions, tgid, queued, seq)
+		 u32 tgid, u32 queued, u64 seq, u64 tgid_start),
+	TP_ARGS(ctx_id, cookie, start, end, regions, tgid, queued, seq,
+		tgid_start)
 );
 
 /*
@@ -129,20 +141,23 @@ DEFINE_EVENT(ummunotify_region, ummunotify_unregister,
  * follows.  regions: registrations it still held, freed with it.
  */
 TRACE_EVENT(ummunotify_release,
-	TP_PROTO(u64 ctx_id, u32 tgid, u32 regions),
-	TP_ARGS(ctx_id, tgid, regions),
+	TP_PROTO(u64 ctx_id, u32 tgid, u32 regions, u64 tgid_start),
+	TP_ARGS(ctx_id, tgid, regions, tgid_start),
 	TP_STRUCT__entry(
 		__field(u64, ctx_id)
 		__field(u32, tgid)
 		__field(u32, regions)
+		__field(u64, tgid_start)
 	),
 	TP_fast_assign(
 		__entry->ctx_id = ctx_id;
 		__entry->tgid = tgid;
 		__entry->regions = regions;
+		__entry->tgid_start = tgid_start;
 	),
-	TP_printk("ctx=%llu tgid=%u regions=%u", __entry->ctx_id,
-		  __entry->tgid, __entry->regions)
+	TP_printk("ctx=%llu tgid=%u regions=%u tgid_start=%llu",
+		  __entry->ctx_id, __entry->tgid, __entry->regions,
+		  __entry->tgid_start)
 );
 
 #endif /* _UMMUNOTIFY_TRACE_H */

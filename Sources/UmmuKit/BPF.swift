@@ -284,11 +284,36 @@ public struct PerCPUValues<V: BitwiseCopyable>: RandomAccessCollection {
     public var value: V { self[0] }
 
     /// The copies of an all-u64 struct summed word by word.
-    public func summed() -> V {
+    public func summed() -> V { summed { _ in true } }
+
+    /// The copies that count a per-process row's newest process, summed,
+    /// and its start time: every copy carries the start time of the
+    /// process it counts (a u64 at `startOffset`, in the drivers' rows); a
+    /// copy of an older one is an exited process's whose pid was reused,
+    /// not yet taken over on that CPU, and is left out.
+    public func summedForNewestProcess(startOffset: Int) -> (startTime: UInt64, value: V) {
+        let newest = (0..<endIndex).lazy.map { startTime(cpu: $0, startOffset) }.max() ?? 0
+        var out = summed { startTime(cpu: $0, startOffset) == newest }
+        withUnsafeMutableBytes(of: &out) { $0.storeBytes(of: newest, toByteOffset: startOffset, as: UInt64.self) }
+        return (newest, out)
+    }
+
+    func startTime(cpu: Int, _ startOffset: Int) -> UInt64 {
+        base.loadUnaligned(fromByteOffset: cpu * stride + startOffset, as: UInt64.self)
+    }
+
+    /// The copies of the CPUs `include` takes (at least one), summed word by word.
+    private func summed(_ include: (Int) -> Bool) -> V {
         var out = self[0]
+        var first = true
         withUnsafeMutableBytes(of: &out) { acc in
-            for cpu in 1..<endIndex {
+            for cpu in 0..<endIndex where include(cpu) {
                 let src = base + cpu * stride
+                if first {
+                    acc.copyMemory(from: UnsafeRawBufferPointer(start: src, count: acc.count))
+                    first = false
+                    continue
+                }
                 for w in 0..<acc.count / 8 {
                     let sum = acc.load(fromByteOffset: w * 8, as: UInt64.self)
                         &+ src.loadUnaligned(fromByteOffset: w * 8, as: UInt64.self)
@@ -620,6 +645,12 @@ public final class BPFObject: @unchecked Sendable {
                     let driver = id == .umem ? "umem" : "ummunotify"
                     throw UmmuError(.driverAbsent,
                         "\(driver) not loaded (no tracepoint \(driver):\(p.tracepoint); modprobe \(driver))")
+                case EINVAL where !p.isTrace:
+                    // The kernel refuses a program that reads more arguments
+                    // than the tracepoint has: a driver of another release.
+                    let driver = id == .umem ? "umem" : "ummunotify"
+                    throw UmmuError(.driverAbsent,
+                        "\(driver) is of another release: its tracepoint \(p.tracepoint) lacks arguments these tools read (docs/tracepoints.md); load the \(driver) module built with them")
                 case EPERM where p.isTrace, EACCES where p.isTrace:
                     throw UmmuError(.driverAbsent, "fentry refused: cannot attach to \(p.tracepoint): \(UmmuError.errnoText(e))")
                 case EPERM, EACCES:

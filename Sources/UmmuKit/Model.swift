@@ -169,7 +169,14 @@ public struct UmemTotals: Sendable, Equatable {
     }
 }
 
+/// Two start times of one pid name two processes (the pid was reused);
+/// 0 is unknown (no row that carries it was seen).
+func sameProcess(_ a: UInt64, _ b: UInt64) -> Bool { a == b || a == 0 || b == 0 }
+
 public struct ProcessUmmunotify: Sendable, Equatable {
+    /// The process's start time (ns since boot, from the driver): with the
+    /// pid, its identity; 0 when only its live contexts were seen.
+    public var startTime: UInt64 = 0
     public var invalidations = [UInt64](repeating: 0, count: Reason.count)
     public var invalidatedBytes = [UInt64](repeating: 0, count: Reason.count)
     public var reportsQueued: UInt64 = 0
@@ -185,6 +192,7 @@ public struct ProcessUmmunotify: Sendable, Equatable {
     public var totalInvalidatedBytes: UInt64 { invalidatedBytes.reduce(0, &+) }
 
     public func since(_ e: ProcessUmmunotify) -> ProcessUmmunotify {
+        if !sameProcess(e.startTime, startTime) { return self }  // another process, same pid
         var d = self
         d.invalidations = delta(invalidations, e.invalidations)
         d.invalidatedBytes = delta(invalidatedBytes, e.invalidatedBytes)
@@ -201,6 +209,8 @@ public struct ProcessUmmunotify: Sendable, Equatable {
 }
 
 public struct ProcessUmem: Sendable, Equatable {
+    /// As in ProcessUmmunotify.
+    public var startTime: UInt64 = 0
     public var faults: UInt64 = 0
     public var faultsWaited: UInt64 = 0
     public var pagesOnDemand: UInt64 = 0
@@ -212,6 +222,7 @@ public struct ProcessUmem: Sendable, Equatable {
     public init() {}
 
     public func since(_ e: ProcessUmem) -> ProcessUmem {
+        if !sameProcess(e.startTime, startTime) { return self }  // another process, same pid
         var d = self
         d.faults = delta(faults, e.faults)
         d.faultsWaited = delta(faultsWaited, e.faultsWaited)

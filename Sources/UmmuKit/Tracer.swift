@@ -192,9 +192,10 @@ public final class Tracer: @unchecked Sendable {
         }
         try o.map("un_hists").readHistograms(into: &t, [(UN_HIST_SPAN.rawValue, \.spanBytes),
                                                         (UN_HIST_READ_BATCH.rawValue, \.readBatch)])
-        try mergeProcessRows(o, "un_procs", as: un_proc.self, comm: \.comm, into: &procs) { row, per in
-            let v = per.summed()
+        try mergeDriverProcessRows(o, "un_procs", as: un_proc.self, startTime: \.start_time, comm: \.comm,
+                                   into: &procs) { row, v in
             var p = ProcessUmmunotify()
+            p.startTime = v.start_time
             p.invalidations = cArray(v.inval, count: Reason.count)
             p.invalidatedBytes = cArray(v.bytes, count: Reason.count)
             p.reportsQueued = v.queued
@@ -209,6 +210,7 @@ public final class Tracer: @unchecked Sendable {
                 let newest = per.max(by: { $0.seq < $1.seq })
                 let held = newest?.held ?? 0, backlog = newest?.backlog ?? 0
                 let tgid = per.lazy.map(\.tgid).max() ?? 0
+                let start = per.lazy.map(\.tgid_start).max() ?? 0
                 t.contexts += 1
                 t.registrationsHeld &+= held
                 t.reportsBacklog &+= backlog
@@ -218,6 +220,17 @@ public final class Tracer: @unchecked Sendable {
                     let v = per.summed()
                     var row = procs[tgid] ?? ProcessRow(pid: tgid)
                     var p = row.ummunotify ?? ProcessUmmunotify()
+                    if !sameProcess(p.startTime, start) {
+                        // One of the two is an exited process whose pid
+                        // was reused: the live context's owner is newer
+                        // than a row its events have not taken over yet,
+                        // while an older owner's context (its fd passed
+                        // on) counts in the totals only.
+                        guard start > p.startTime else { continue }
+                        p = ProcessUmmunotify()
+                        row.comm = ""
+                    }
+                    p.startTime = max(p.startTime, start)
                     p.registrationsHeld &+= held
                     p.reads &+= v.reads
                     p.eventsRead &+= v.events_read
@@ -237,18 +250,20 @@ public final class Tracer: @unchecked Sendable {
     /// process still holds one of its contexts. A count that went back
     /// would read as a reset, its whole total new in the next interval, so
     /// each process's counts are held at their highest while it has rows
-    /// (a process that leaves the maps is forgotten).
+    /// (a process that leaves the maps is forgotten, and so is one whose
+    /// pid another process took).
     private func holdReadsAtHighWater(_ procs: inout [UInt32: ProcessRow]) {
         readsHighWater.withLock { marks in
             var seen: [UInt32: ReadCounts] = [:]
             for (pid, row) in procs {
                 guard var p = row.ummunotify else { continue }
-                if let m = marks[pid] {
+                if let m = marks[pid], sameProcess(m.startTime, p.startTime) {
                     p.reads = max(p.reads, m.reads)
                     p.eventsRead = max(p.eventsRead, m.eventsRead)
+                    p.startTime = max(p.startTime, m.startTime)
                     procs[pid]?.ummunotify = p
                 }
-                seen[pid] = ReadCounts(reads: p.reads, eventsRead: p.eventsRead)
+                seen[pid] = ReadCounts(startTime: p.startTime, reads: p.reads, eventsRead: p.eventsRead)
             }
             marks = seen
         }
@@ -273,10 +288,11 @@ public final class Tracer: @unchecked Sendable {
         try o.map("um_hists").readHistograms(into: &t, [(UM_HIST_SERVICE.rawValue, \.serviceLatency),
                                                         (UM_HIST_STALL.rawValue, \.stallLatency),
                                                         (UM_HIST_READ_BATCH.rawValue, \.readBatch)])
-        try mergeProcessRows(o, "um_procs", as: um_proc.self, comm: \.comm, into: &procs) { row, per in
+        try mergeDriverProcessRows(o, "um_procs", as: um_proc.self, startTime: \.start_time, comm: \.comm,
+                                   into: &procs) { row, v in
             // Per-CPU: every field but comm sums, the histograms too.
-            let v = per.summed()
             var p = ProcessUmem()
+            p.startTime = v.start_time
             p.faults = v.faults
             p.faultsWaited = v.faults_waited
             p.pagesOnDemand = v.on_demand
@@ -312,6 +328,32 @@ public final class Tracer: @unchecked Sendable {
                 var row = procs[pid] ?? ProcessRow(pid: pid)
                 fill(&row, per)
                 if row.comm.isEmpty, let c = per.lazy.map({ cString($0[keyPath: comm]) }).first(where: { !$0.isEmpty }) {
+                    row.comm = c
+                }
+                procs[pid] = row
+            }
+        }
+    }
+
+    /// mergeProcessRows for the drivers' per-CPU rows, which carry, per
+    /// CPU, the start time of the process they count: `fill` gets the sum
+    /// of the copies of the newest process, and the comm is one of theirs.
+    func mergeDriverProcessRows<V: BitwiseCopyable, C>(
+        _ o: BPFObject, _ name: String, as: V.Type, startTime: KeyPath<V, UInt64>, comm: KeyPath<V, C>,
+        into procs: inout [UInt32: ProcessRow], _ fill: (inout ProcessRow, V) -> Void
+    ) throws {
+        guard let startOffset = MemoryLayout<V>.offset(of: startTime) else {
+            throw UmmuError(.bpf, "\(name): the start time is not a stored field")
+        }
+        try o.map(name).withRows(UInt32.self, V.self) { rows in
+            for (pid, per) in rows {
+                let (start, v) = per.summedForNewestProcess(startOffset: startOffset)
+                var row = procs[pid] ?? ProcessRow(pid: pid)
+                fill(&row, v)
+                if row.comm.isEmpty,
+                    let c = per.lazy.filter({ $0[keyPath: startTime] == start }).map({ cString($0[keyPath: comm]) })
+                        .first(where: { !$0.isEmpty })
+                {
                     row.comm = c
                 }
                 procs[pid] = row
@@ -366,6 +408,7 @@ public func processName(_ pid: UInt32) -> String {
 }
 
 struct ReadCounts: Sendable {
+    var startTime: UInt64
     var reads: UInt64
     var eventsRead: UInt64
 }

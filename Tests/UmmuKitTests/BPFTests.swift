@@ -41,24 +41,27 @@ let me = UInt32(getpid())
 
 // Argument builders in TP_PROTO order (docs/tracepoints.md).
 func notify(_ o: BPFObject, ctx: UInt64 = 1, tgid: UInt32 = 4242, start: UInt64 = 0x10000, end: UInt64 = 0x13000,
-            reason: UInt64 = 0, hits: UInt64 = 1, queued: UInt64 = 1, gen: UInt64 = 1) throws {
-    try o.program("un_notify").testRun([ctx, UInt64(tgid), start, end, reason, hits, queued, gen])
+            reason: UInt64 = 0, hits: UInt64 = 1, queued: UInt64 = 1, gen: UInt64 = 1,
+            tgidStart: UInt64 = 1) throws {
+    try o.program("un_notify").testRun([ctx, UInt64(tgid), start, end, reason, hits, queued, gen, tgidStart])
 }
 
-func fault(_ o: BPFObject, area: UInt64 = 7, pgoff: UInt64, wait: Bool = true, tgid: UInt32 = me) throws {
-    try o.program("um_fault").testRun([area, pgoff, wait ? 1 : 0, UInt64(tgid)])
+func fault(_ o: BPFObject, area: UInt64 = 7, pgoff: UInt64, wait: Bool = true, tgid: UInt32 = me,
+           tgidStart: UInt64 = 1) throws {
+    try o.program("um_fault").testRun([area, pgoff, wait ? 1 : 0, UInt64(tgid), tgidStart])
 }
 
-func faultDone(_ o: BPFObject, area: UInt64 = 7, pgoff: UInt64, outcome: UInt64 = 0, waitNs: UInt64 = 0) throws {
-    try o.program("um_fault_done").testRun([area, pgoff, outcome, waitNs])
+func faultDone(_ o: BPFObject, area: UInt64 = 7, pgoff: UInt64, outcome: UInt64 = 0, waitNs: UInt64 = 0,
+               tgid: UInt32 = me, tgidStart: UInt64 = 1) throws {
+    try o.program("um_fault_done").testRun([area, pgoff, outcome, waitNs, UInt64(tgid), tgidStart])
 }
 
 /// A page served; the driver passes the service time (0 when pushed) and
 /// the process to charge.
 func write(_ o: BPFObject, area: UInt64 = 7, pgoff: UInt64, onDemand: Bool, serviceNs: UInt64? = nil,
-           tgid: UInt32 = me) throws {
+           tgid: UInt32 = me, tgidStart: UInt64 = 1) throws {
     let service = serviceNs ?? (onDemand ? 1_000 : 0)
-    try o.program("um_write").testRun([area, pgoff, onDemand ? 1 : 0, service, UInt64(tgid)])
+    try o.program("um_write").testRun([area, pgoff, onDemand ? 1 : 0, service, UInt64(tgid), tgidStart])
 }
 
 func umRead(_ o: BPFObject, area: UInt64 = 7, handed: UInt64, pending: UInt64, client: UInt32 = me) throws {
@@ -67,13 +70,13 @@ func umRead(_ o: BPFObject, area: UInt64 = 7, handed: UInt64, pending: UInt64, c
 
 func unRead(_ o: BPFObject, ctx: UInt64 = 9, events: UInt64, queued: UInt64, tgid: UInt32 = me,
             regions: UInt64 = 0, seq: UInt64) throws {
-    try o.program("un_read").testRun([ctx, events, queued, UInt64(tgid), regions, seq])
+    try o.program("un_read").testRun([ctx, events, queued, UInt64(tgid), regions, seq, 1])
 }
 
 func unRegister(_ o: BPFObject, unregister: Bool = false, ctx: UInt64, cookie: UInt64 = 1, held: UInt64,
                 tgid: UInt32 = me, queued: UInt64 = 0, seq: UInt64) throws {
     try o.program(unregister ? "un_unregister" : "un_register")
-        .testRun([ctx, cookie, 0x1000, 0x2000, held, UInt64(tgid), queued, seq])
+        .testRun([ctx, cookie, 0x1000, 0x2000, held, UInt64(tgid), queued, seq, 1])
 }
 
 /// Two CPUs this process may run on (see allowedCPUs), when it has two.
@@ -104,7 +107,7 @@ struct BPFTests {
         let minimal = try BPFObject(.benchMinimal)
         #expect(minimal.programs.count == 1)
         for p in un.programs + um.programs + minimal.programs {
-            #expect(try p.testRun([0, 0, 0, 0, 0, 0, 0, 0]) == 0)
+            #expect(try p.testRun([UInt64](repeating: 0, count: 9)) == 0)
         }
     }
 
@@ -193,8 +196,8 @@ struct BPFTests {
         try unRegister(o, ctx: 11, held: 2, seq: 1)   // another context of the process stays
         let before = try #require(try t.snapshot().processes[me]?.ummunotify)
         #expect(before.reads == 2 && before.eventsRead == 7 && before.registrationsHeld == 3)
-        try o.program("un_release").testRun([9, UInt64(me), 1])
-        try o.program("un_release").testRun([12, UInt64(me), 0])  // never seen: nothing to do
+        try o.program("un_release").testRun([9, UInt64(me), 1, 1])
+        try o.program("un_release").testRun([12, UInt64(me), 0, 1])  // never seen: nothing to do
         let s = try t.snapshot()
         let u = try #require(s.ummunotify)
         #expect(u.contexts == 1 && u.registrationsHeld == 2 && u.reportsBacklog == 0)

@@ -200,24 +200,24 @@ struct SnapshotTests {
                 let unreg = try un.program("un_unregister"), read = try un.program("un_read")
                 let me64 = UInt64(me)
                 // The process row is created on CPU 1, with this thread's comm.
-                try n.testRun([1, me64, 0x10000, 0x11000, 0, 2, 1, 1], onCPU: c1)
-                try n.testRun([1, me64, 0x10000, 0x13000, 0, 1, 1, 2], onCPU: c0)
-                try n.testRun([1, me64, 0x10000, 0x13000, 0, 3, 1, 3], onCPU: c0)
-                try n.testRun([1, me64, 0x20000, 0x21000, 3, 1, 0, 4], onCPU: c1)
+                try n.testRun([1, me64, 0x10000, 0x11000, 0, 2, 1, 1, 1], onCPU: c1)
+                try n.testRun([1, me64, 0x10000, 0x13000, 0, 1, 1, 2, 1], onCPU: c0)
+                try n.testRun([1, me64, 0x10000, 0x13000, 0, 3, 1, 3, 1], onCPU: c0)
+                try n.testRun([1, me64, 0x20000, 0x21000, 3, 1, 0, 4, 1], onCPU: c1)
                 // (ctx, cookie, start, end, held, owner, queued, seq).
                 // Context 1: 3 held on CPU 0, then 2 on CPU 1; context 2: 5 on
                 // CPU 1, then 4 on CPU 0. The later value counts: 2 + 4.
-                try reg.testRun([1, 1, 0x1000, 0x2000, 3, me64, 0, 1], onCPU: c0)
-                try unreg.testRun([1, 1, 0x1000, 0x2000, 2, me64, 0, 2], onCPU: c1)
-                try reg.testRun([2, 1, 0x1000, 0x2000, 5, me64, 0, 1], onCPU: c1)
-                try reg.testRun([2, 1, 0x1000, 0x2000, 4, me64, 0, 2], onCPU: c0)
+                try reg.testRun([1, 1, 0x1000, 0x2000, 3, me64, 0, 1, 1], onCPU: c0)
+                try unreg.testRun([1, 1, 0x1000, 0x2000, 2, me64, 0, 2, 1], onCPU: c1)
+                try reg.testRun([2, 1, 0x1000, 0x2000, 5, me64, 0, 1, 1], onCPU: c1)
+                try reg.testRun([2, 1, 0x1000, 0x2000, 4, me64, 0, 2, 1], onCPU: c0)
                 // (ctx, events, queued, owner, held, seq). Backlog of
                 // context 1: 9 on CPU 0, then 7 on CPU 1.
-                try read.testRun([1, 2, 9, me64, 2, 3], onCPU: c0)
-                try read.testRun([1, 4, 7, me64, 2, 4], onCPU: c1)
+                try read.testRun([1, 2, 9, me64, 2, 3, 1], onCPU: c0)
+                try read.testRun([1, 4, 7, me64, 2, 4, 1], onCPU: c1)
                 let f = try um.program("um_fault")
-                for pg in 0..<3 { try f.testRun([7, UInt64(pg), 1, 4242], onCPU: c0) }
-                for pg in 3..<8 { try f.testRun([7, UInt64(pg), UInt64(pg % 2), 4242], onCPU: c1) }
+                for pg in 0..<3 { try f.testRun([7, UInt64(pg), 1, 4242, 1], onCPU: c0) }
+                for pg in 3..<8 { try f.testRun([7, UInt64(pg), UInt64(pg % 2), 4242, 1], onCPU: c1) }
             } catch {
                 failure.record(error)
             }
@@ -265,7 +265,7 @@ struct SnapshotTests {
                     guard pinned == 0 else { throw UmmuError(.io, "cannot pin: \(UmmuError.errnoText(pinned))") }
                     let n = try o.program("un_notify")
                     for g in 0..<runs {
-                        try n.testRun([UInt64(10 + i), UInt64(6000 + i), 0, 0x1000, UInt64(i), 1, 1, UInt64(g)])
+                        try n.testRun([UInt64(10 + i), UInt64(6000 + i), 0, 0x1000, UInt64(i), 1, 1, UInt64(g), 1])
                     }
                 } catch {
                     failure.record(error)
@@ -321,7 +321,7 @@ struct ReleaseRaceTests {
                 var ctx: UInt64 = 100
                 while !stop.isSet {
                     try unRead(o, ctx: ctx, events: 2, queued: 0, tgid: pid, seq: 1)
-                    try o.program("un_release").testRun([ctx, UInt64(pid), 0])
+                    try o.program("un_release").testRun([ctx, UInt64(pid), 0, 1])
                     ctx += 1
                 }
             } catch {

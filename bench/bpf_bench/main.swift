@@ -73,7 +73,7 @@ do {
         let notify = try un.program("un_notify")
         let b1 = try baseline()
         let c1 = try measure(notify, perProgram) { i in
-            try notify.testRun([UInt64(i % 64), UInt64(4000 + i % 256), 0x10000, 0x13000, UInt64(i % 8), 2, 1, UInt64(i)])
+            try notify.testRun([UInt64(i % 64), UInt64(4000 + i % 256), 0x10000, 0x13000, UInt64(i % 8), 2, 1, UInt64(i), 1])
         }
         rows.append(Row(name: "ummunotify_notify" + suffix, ns: c1, baseline: b1))
         try drain.consume()
@@ -81,12 +81,12 @@ do {
         let read = try un.program("un_read")
         // (ctx, events, queued, owner tgid, regions, seq): seq grows per context.
         let c2 = try measure(read, perProgram) { i in
-            try read.testRun([UInt64(i % 64), UInt64(i % 32), 1, UInt64(4000 + i % 64), 8, UInt64(i + 1)])
+            try read.testRun([UInt64(i % 64), UInt64(i % 32), 1, UInt64(4000 + i % 64), 8, UInt64(i + 1), 1])
         }
         rows.append(Row(name: "ummunotify_read" + suffix, ns: c2, baseline: b1))
         let reg = try un.program("un_register")
         let c3 = try measure(reg, perProgram) { i in
-            try reg.testRun([UInt64(i % 64), UInt64(i), 0x1000, 0x2000, UInt64(i), UInt64(4000 + i % 64), 1, UInt64(i + 1)])
+            try reg.testRun([UInt64(i % 64), UInt64(i), 0x1000, 0x2000, UInt64(i), UInt64(4000 + i % 64), 1, UInt64(i + 1), 1])
         }
         rows.append(Row(name: "ummunotify_register" + suffix, ns: c3, baseline: b1))
         try drain.consume()
@@ -103,9 +103,9 @@ do {
         var done0 = 0
         while done0 < perProgram {
             let n = min(chunk, perProgram - done0)
-            cf += try measure(fault, n) { i in try fault.testRun([1, UInt64(i), 1, 4242]) }
-            cd += try measure(done, n) { i in try done.testRun([1, UInt64(i), 0, 150_000]) }
-            cw += try measure(write, n) { i in try write.testRun([1, UInt64(i), 1, 200_000, 4242]) }
+            cf += try measure(fault, n) { i in try fault.testRun([1, UInt64(i), 1, 4242, 1]) }
+            cd += try measure(done, n) { i in try done.testRun([1, UInt64(i), 0, 150_000, 4242, 1]) }
+            cw += try measure(write, n) { i in try write.testRun([1, UInt64(i), 1, 200_000, 4242, 1]) }
             try drain.consume()
             done0 += n
             rounds += 1
@@ -155,7 +155,7 @@ do {
     var bytes = [UInt64](repeating: 0, count: styles.count)
     for _ in 0..<benchRounds {
         for (k, style) in styles.enumerated() {
-            for i in 0..<total { try fault.testRun([UInt64(i & 15), UInt64(i), 0, 4242]) }
+            for i in 0..<total { try fault.testRun([UInt64(i & 15), UInt64(i), 0, 4242, 1]) }
             let writer = EventWriter(out: OutputBuffer(fd: devNull), formatter: EventFormatter(style: style ?? .json))
             var seen: UInt64 = 0
             let stream = style == nil

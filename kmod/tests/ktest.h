@@ -116,6 +116,35 @@ static inline void ktest_add(const char *name, void (*fn)(void),
 		_exit(4);						\
 	} while (0)
 
+/*
+ * Does @ns, a process start time a tracepoint passed (its leader's
+ * task->start_time, CLOCK_MONOTONIC ns), name process @pid?  /proc gives
+ * the start in clock ticks (field 22 of stat, from the boot clock, which
+ * only differs across a suspend): equal to a tick.
+ */
+static inline int ktest_is_start_of(unsigned long long ns, pid_t pid)
+{
+	unsigned long long ticks, per_tick = 1000000000ULL / sysconf(_SC_CLK_TCK);
+	char path[64], buf[1024], *rparen;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	/* After "(comm)": state is field 3, start time field 22. */
+	rparen = strrchr(buf, ')');
+	if (!rparen || sscanf(rparen + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+			      &ticks) != 1)
+		return 0;
+	return ns / per_tick == ticks || ns / per_tick + 1 == ticks ||
+	       ns / per_tick == ticks + 1;
+}
+
 static inline int ktest_selected(int argc, char **argv, const char *name)
 {
 	if (argc < 2)

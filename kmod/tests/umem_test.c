@@ -1706,7 +1706,7 @@ TEST(tracepoints_fire_with_right_fields)
 	pthread_t th;
 	char s[256];
 	uint64_t id, id2, offs[2] = { 5, 6 };
-	unsigned long long A, B;
+	unsigned long long A, B, start_me;
 	int me = getpid();
 	char *tr;
 	pid_t victim, victim2;
@@ -1790,7 +1790,7 @@ TEST(tracepoints_fire_with_right_fields)
 	TRACE_HAS(2, "umem_read: area=%llu handed=1 pending=0 tgid=%d", A, me);
 	/* umem_write(area, pgoff, on_demand, service_ns, tgid) */
 	TRACE_HAS(1, "umem_write: area=%llu pgoff=2 on_demand=1 ", A);
-	/* umem_fault_done(area, pgoff, outcome, wait_ns): one per wait */
+	/* umem_fault_done(area, pgoff, outcome, wait_ns, tgid): one per wait */
 	TRACE_HAS(1, "umem_fault_done: area=%llu pgoff=2 outcome=served", A);
 	/*
 	 * The server held the request for TP_DELAY_US: the service time
@@ -1813,6 +1813,19 @@ TEST(tracepoints_fire_with_right_fields)
 	snprintf(s, sizeof(s), "-%d ", t.tid);
 	ASSERT_EQ(trace_count(tr, s, "umem_fault: "), 1);
 	ASSERT_EQ(trace_count(tr, s, "umem_fault_done: "), 1);
+	/*
+	 * The process charged, named by tgid and start time (a reused tgid
+	 * is another process): the faulting thread's process, which the
+	 * on-demand write names too.
+	 */
+	ASSERT_EQ(trace_field(tr, "tgid", "umem_fault_done: area=%llu pgoff=2 ", A),
+		  me);
+	start_me = trace_field(tr, "tgid_start", "umem_fault: area=%llu pgoff=2 ", A);
+	ASSERT_TRUE(ktest_is_start_of(start_me, me));
+	ASSERT_EQ(trace_field(tr, "tgid_start", "umem_fault_done: area=%llu pgoff=2 ", A),
+		  start_me);
+	ASSERT_EQ(trace_field(tr, "tgid_start", "umem_write: area=%llu pgoff=2 ", A),
+		  start_me);
 
 	/* interrupted wait: two pairs, one request, one on-demand write */
 	TRACE_HAS(2, "umem_fault: area=%llu pgoff=4 must_wait=1 tgid=%d", A, me);
@@ -1829,6 +1842,8 @@ TEST(tracepoints_fire_with_right_fields)
 	/* pushed ahead, then a fault that does not wait */
 	/* pushed: no service time, charged to the area's client */
 	TRACE_HAS(1, "umem_write: area=%llu pgoff=5 on_demand=0 service_ns=0 tgid=%d", A, me);
+	ASSERT_EQ(trace_field(tr, "tgid_start", "umem_write: area=%llu pgoff=5 ", A),
+		  start_me);
 	TRACE_HAS(1, "umem_write: area=%llu pgoff=6 on_demand=0 service_ns=0 tgid=%d", A, me);
 	TRACE_HAS(1, "umem_fault: area=%llu pgoff=5 must_wait=0 tgid=%d", A, me);
 	/* a fault that did not wait: wait_ns 0 */
@@ -1837,6 +1852,9 @@ TEST(tracepoints_fire_with_right_fields)
 
 	/* killed, and error (no umem fd left) */
 	TRACE_HAS(1, "umem_fault: area=%llu pgoff=7 must_wait=1", B);
+	/* another process (the victim, forked): another start time */
+	ASSERT_NE(trace_field(tr, "tgid_start", "umem_fault: area=%llu pgoff=7 ", B),
+		  start_me);
 	TRACE_HAS(1, "umem_fault_done: area=%llu pgoff=7 outcome=killed", B);
 	TRACE_HAS(1, "umem_fault: area=%llu pgoff=3 must_wait=1", B);
 	TRACE_HAS(1, "umem_fault_done: area=%llu pgoff=3 outcome=error", B);
@@ -1870,14 +1888,16 @@ TEST(tracepoints_fire_with_right_fields)
 
 	/* Field order and types: what raw_tp BPF programs read as ctx[i]. */
 	ASSERT_TRUE(format_has("umem_fault", "u64 area;", "u64 pgoff;",
-			       "u32 must_wait;", "u32 tgid;", NULL));
+			       "u32 must_wait;", "u32 tgid;", "u64 tgid_start;",
+			       NULL));
 	ASSERT_TRUE(format_has("umem_fault_done", "u64 area;", "u64 pgoff;",
-			       "u32 outcome;", "u64 wait_ns;", NULL));
+			       "u32 outcome;", "u64 wait_ns;", "u32 tgid;",
+			       "u64 tgid_start;", NULL));
 	ASSERT_TRUE(format_has("umem_read", "u64 area;", "u32 handed;",
 			       "u32 pending;", "u32 tgid;", NULL));
 	ASSERT_TRUE(format_has("umem_write", "u64 area;", "u64 pgoff;",
 			       "u32 on_demand;", "u64 service_ns;", "u32 tgid;",
-			       NULL));
+			       "u64 tgid_start;", NULL));
 	ASSERT_TRUE(format_has("umem_release", "u64 area;", "u32 tgid;",
 			       NULL));
 }

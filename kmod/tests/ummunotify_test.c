@@ -2083,22 +2083,22 @@ static char *trace_snapshot(void)
 }
 
 struct tp_notify {
-	unsigned long long ctx, start, end, gen;
+	unsigned long long ctx, start, end, gen, tgid_start;
 	unsigned int tgid, reason, hits, queued;
 };
 
 struct tp_region {
-	unsigned long long ctx, cookie, start, end, seq;
+	unsigned long long ctx, cookie, start, end, seq, tgid_start;
 	unsigned int regions, tgid, queued;
 };
 
 struct tp_read {
-	unsigned long long ctx, seq;
+	unsigned long long ctx, seq, tgid_start;
 	unsigned int events, queued, tgid, regions;
 };
 
 struct tp_release {
-	unsigned long long ctx;
+	unsigned long long ctx, tgid_start;
 	unsigned int tgid, regions;
 };
 
@@ -2110,9 +2110,9 @@ static int find_notify(const char *t, uint64_t start, uint64_t end,
 
 	while ((s = strstr(s, "ummunotify_notify: "))) {
 		s += strlen("ummunotify_notify: ");
-		if (sscanf(s, "ctx=%llu tgid=%u start=0x%llx end=0x%llx reason=%u hits=%u queued=%u generation=%llu",
+		if (sscanf(s, "ctx=%llu tgid=%u start=0x%llx end=0x%llx reason=%u hits=%u queued=%u generation=%llu tgid_start=%llu",
 			   &o->ctx, &o->tgid, &o->start, &o->end, &o->reason,
-			   &o->hits, &o->queued, &o->gen) != 8)
+			   &o->hits, &o->queued, &o->gen, &o->tgid_start) != 9)
 			return -1;
 		if (o->start == start && o->end == end && nth-- == 0)
 			return 0;
@@ -2129,9 +2129,10 @@ static int find_region(const char *t, const char *ev, uint64_t cookie,
 	snprintf(key, sizeof(key), "%s: ", ev);
 	while ((s = strstr(s, key))) {
 		s += strlen(key);
-		if (sscanf(s, "ctx=%llu cookie=%llu start=0x%llx end=0x%llx regions=%u tgid=%u queued=%u seq=%llu",
+		if (sscanf(s, "ctx=%llu cookie=%llu start=0x%llx end=0x%llx regions=%u tgid=%u queued=%u seq=%llu tgid_start=%llu",
 			   &o->ctx, &o->cookie, &o->start, &o->end,
-			   &o->regions, &o->tgid, &o->queued, &o->seq) != 8)
+			   &o->regions, &o->tgid, &o->queued, &o->seq,
+			   &o->tgid_start) != 9)
 			return -1;
 		if (o->cookie == cookie)
 			return 0;
@@ -2145,9 +2146,9 @@ static int find_read(const char *t, int nth, struct tp_read *o)
 
 	while ((s = strstr(s, "ummunotify_read: "))) {
 		s += strlen("ummunotify_read: ");
-		if (sscanf(s, "ctx=%llu events=%u queued=%u tgid=%u regions=%u seq=%llu",
+		if (sscanf(s, "ctx=%llu events=%u queued=%u tgid=%u regions=%u seq=%llu tgid_start=%llu",
 			   &o->ctx, &o->events, &o->queued, &o->tgid,
-			   &o->regions, &o->seq) != 6)
+			   &o->regions, &o->seq, &o->tgid_start) != 7)
 			return -1;
 		if (nth-- == 0)
 			return 0;
@@ -2165,8 +2166,8 @@ static int count_release(const char *t, unsigned long long ctx,
 
 	while ((s = strstr(s, "ummunotify_release: "))) {
 		s += strlen("ummunotify_release: ");
-		if (sscanf(s, "ctx=%llu tgid=%u regions=%u", &r.ctx, &r.tgid,
-			   &r.regions) != 3)
+		if (sscanf(s, "ctx=%llu tgid=%u regions=%u tgid_start=%llu",
+			   &r.ctx, &r.tgid, &r.regions, &r.tgid_start) != 4)
 			return -1;
 		if (r.ctx == ctx) {
 			*o = r;
@@ -2199,11 +2200,11 @@ static void trace_off(void)
 TEST(tracepoints_have_the_documented_format)
 {
 	static const char *const want[][2] = {
-		{ "ummunotify_notify", "u64 ctx_id;u32 tgid;u64 start;u64 end;u32 reason;u32 hits;u32 queued;u64 generation;" },
-		{ "ummunotify_read", "u64 ctx_id;u32 events;u32 queued;u32 tgid;u32 regions;u64 seq;" },
-		{ "ummunotify_register", "u64 ctx_id;u64 cookie;u64 start;u64 end;u32 regions;u32 tgid;u32 queued;u64 seq;" },
-		{ "ummunotify_unregister", "u64 ctx_id;u64 cookie;u64 start;u64 end;u32 regions;u32 tgid;u32 queued;u64 seq;" },
-		{ "ummunotify_release", "u64 ctx_id;u32 tgid;u32 regions;" },
+		{ "ummunotify_notify", "u64 ctx_id;u32 tgid;u64 start;u64 end;u32 reason;u32 hits;u32 queued;u64 generation;u64 tgid_start;" },
+		{ "ummunotify_read", "u64 ctx_id;u32 events;u32 queued;u32 tgid;u32 regions;u64 seq;u64 tgid_start;" },
+		{ "ummunotify_register", "u64 ctx_id;u64 cookie;u64 start;u64 end;u32 regions;u32 tgid;u32 queued;u64 seq;u64 tgid_start;" },
+		{ "ummunotify_unregister", "u64 ctx_id;u64 cookie;u64 start;u64 end;u32 regions;u32 tgid;u32 queued;u64 seq;u64 tgid_start;" },
+		{ "ummunotify_release", "u64 ctx_id;u32 tgid;u32 regions;u64 tgid_start;" },
 	};
 
 	for (unsigned int i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
@@ -2302,6 +2303,9 @@ TEST(tracepoints_fire_with_right_fields)
 	ASSERT_EQ(r.tgid, getpid());
 	ASSERT_EQ(r.queued, 0);
 	ASSERT_GT(r.seq, 0);
+	/* the owner's start time: a reused tgid is another process */
+	ASSERT_TRUE(ktest_is_start_of(r.tgid_start, getpid()));
+	ASSERT_FALSE(ktest_is_start_of(r.tgid_start, 1));
 	seq = r.seq;
 	ASSERT_OK(find_region(t, "ummunotify_register", 502, &r));
 	ASSERT_EQ(r.ctx, ctx);
@@ -2316,6 +2320,7 @@ TEST(tracepoints_fire_with_right_fields)
 	ASSERT_OK(find_notify(t, U(p + pg()), U(p + 2 * pg()), 0, &n));
 	ASSERT_EQ(n.ctx, ctx);
 	ASSERT_EQ(n.tgid, getpid());
+	ASSERT_EQ(n.tgid_start, r.tgid_start);
 	ASSERT_EQ(n.reason, R_UNMAP);
 	ASSERT_EQ(n.hits, 2);
 	ASSERT_EQ(n.queued, 2);
@@ -2332,6 +2337,7 @@ TEST(tracepoints_fire_with_right_fields)
 	ASSERT_EQ(rd.events, 3);
 	ASSERT_EQ(rd.queued, 0);
 	ASSERT_EQ(rd.tgid, getpid());
+	ASSERT_EQ(rd.tgid_start, n.tgid_start);
 	ASSERT_EQ(rd.regions, 2);
 	ASSERT_GT(rd.seq, seq);
 	seq = rd.seq;
@@ -2380,6 +2386,7 @@ TEST(tracepoints_fire_with_right_fields)
 	ASSERT_EQ(r.end, U(p + 2 * pg()));
 	ASSERT_EQ(r.regions, 1);
 	ASSERT_EQ(r.tgid, getpid());
+	ASSERT_EQ(r.tgid_start, n.tgid_start);
 	ASSERT_LE(r.queued, 1);
 	ASSERT_GT(r.seq, seq);
 	seq = r.seq;
@@ -2399,6 +2406,7 @@ TEST(tracepoints_fire_with_right_fields)
 	ASSERT_EQ(count_release(t, ctx, &rel), 1);
 	ASSERT_EQ(rel.tgid, getpid());
 	ASSERT_EQ(rel.regions, 0);
+	ASSERT_EQ(rel.tgid_start, n.tgid_start);
 	ASSERT_EQ(count_release(t, ctx2, &rel), 1);
 	ASSERT_EQ(rel.regions, 2);
 	{
