@@ -1,3 +1,5 @@
+import UmmuKit
+
 /// The four views' tables and which one is shown.
 
 /// What the screen and the batch output need of whichever view's table is

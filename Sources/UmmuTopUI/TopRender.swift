@@ -1,3 +1,5 @@
+import UmmuKit
+
 /// Text of ummutop's screen parts (header, latency panel, batch snapshot),
 /// independent of the terminal: the ncurses screen draws these lines, batch
 /// mode prints them.

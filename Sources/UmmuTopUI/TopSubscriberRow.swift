@@ -1,3 +1,5 @@
+import UmmuKit
+
 /// The subscribers view: one row per process and MMU-notifier subscriber
 /// of its mm (kvm, ummunotify, ...) that was called in the interval.
 public struct TopSubscriberRow: TopViewRow {

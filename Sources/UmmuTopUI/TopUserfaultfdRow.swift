@@ -1,3 +1,5 @@
+import UmmuKit
+
 /// The userfaultfd view: one row per process that faulted on a userfaultfd
 /// range, resolved faults with its ioctls, or has a fault waiting.
 public struct TopUserfaultfdRow: TopViewRow {

@@ -1,3 +1,5 @@
+import UmmuKit
+
 /// Synthetic snapshots of N busy processes, for the ummutop benchmark and
 /// for trying the screen without root or the drivers (`ummutop --synthetic
 /// N`). Deterministic, every source at once; process i (pid 1000 + i,

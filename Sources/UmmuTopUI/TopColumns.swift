@@ -1,3 +1,5 @@
+import UmmuKit
+
 /// Table columns of ummutop's views and the display formats of their cells.
 
 /// A column: header, width, priority (lower is dropped last when the

@@ -1,3 +1,5 @@
+import UmmuKit
+
 /// ummutop's views (one table each, switched with the digit keys) and the
 /// sort keys of each.
 

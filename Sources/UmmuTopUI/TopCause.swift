@@ -1,3 +1,5 @@
+import UmmuKit
+
 /// The busiest cause of a process's MMU-notifier invalidations, for the
 /// CAUSE column: the process itself, another process or a kernel thread.
 public struct TopCause: Sendable, Equatable {

@@ -1,3 +1,5 @@
+import UmmuKit
+
 /// The table model of ummutop's views: rows with rates computed from one
 /// `Interval`, sort keys, a pid/command filter and the selection. Pure
 /// logic (no terminal), shared by the ncurses screen, the batch output and

@@ -1,3 +1,5 @@
+import UmmuKit
+
 /// The drivers view: one row per process that used /dev/ummunotify or
 /// /dev/umem in the interval.
 public struct TopDriverRow: TopViewRow {

@@ -1,3 +1,5 @@
+import UmmuKit
+
 /// Short rate histories (one sample per refresh) and sparklines for them.
 
 /// A fixed-capacity series, oldest first.

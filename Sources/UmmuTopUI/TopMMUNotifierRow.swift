@@ -1,3 +1,5 @@
+import UmmuKit
+
 /// The mmu_notifier view: one row per process whose mm the stock kernel's
 /// MMU-notifier core invalidated (or released, or aged) in the interval.
 public struct TopMMUNotifierRow: TopViewRow {
