@@ -86,15 +86,15 @@ extension TopColumn where Row == TopDriverRow {
 }
 
 /// Invalidation rates by reason, indexed by `Reason` (shorter arrays read 0).
-package enum TopReasons {
+enum TopReasons {
     /// The reasons the tables show in their own columns; `other` sums the rest.
     static let ownColumns: [Reason] = [.unmap, .clear, .protectionVMA, .protectionPage]
 
-    package static func rate(_ rates: [Double], _ r: Reason) -> Double {
+    static func rate(_ rates: [Double], _ r: Reason) -> Double {
         r.rawValue < rates.count ? rates[r.rawValue] : 0
     }
 
-    package static func other(_ rates: [Double]) -> Double {
+    static func other(_ rates: [Double]) -> Double {
         Reason.allCases.filter { !ownColumns.contains($0) }.reduce(0) { $0 + rate(rates, $1) }
     }
 
@@ -105,9 +105,9 @@ package enum TopReasons {
 }
 
 /// Display formats of the tables and the header.
-package enum TopFormat {
+enum TopFormat {
     /// Rates: "0", "3.5", "42", "1.2K".
-    package static func rate(_ x: Double) -> String {
+    static func rate(_ x: Double) -> String {
         if !x.isFinite || x <= 0 { return "0" }
         if x < 10 { return trimmed(Fmt.fixed(x, 1)) }
         if x < 10_000 { return Fmt.fixed(x, 0) }
@@ -115,7 +115,7 @@ package enum TopFormat {
     }
 
     /// Latency in ns as "850ns", "12us", "1.5ms", "2.0s"; "-" without samples.
-    package static func latency(_ ns: Double?) -> String {
+    static func latency(_ ns: Double?) -> String {
         guard let ns, ns.isFinite, ns >= 0 else { return "-" }
         if ns < 1_000 { return Fmt.fixed(ns, 0) + "ns" }
         if ns < 1_000_000 { return scaled(ns / 1e3) + "us" }
@@ -124,7 +124,7 @@ package enum TopFormat {
     }
 
     /// A share in percent: "100%", "83%", "0.5%".
-    package static func share(_ x: Double) -> String {
+    static func share(_ x: Double) -> String {
         if !x.isFinite || x <= 0 { return "0%" }
         return (x < 10 ? trimmed(Fmt.fixed(x, 1)) : Fmt.fixed(x, 0)) + "%"
     }
@@ -134,7 +134,7 @@ package enum TopFormat {
     static func trimmed(_ s: String) -> String { s.hasSuffix(".0") ? String(s.dropLast(2)) : s }
 
     /// Pads or truncates to exactly `width` characters.
-    package static func fit(_ s: String, _ width: Int, left: Bool = false) -> String {
+    static func fit(_ s: String, _ width: Int, left: Bool = false) -> String {
         if width <= 0 { return "" }
         let n = s.count
         if n > width { return String(s.prefix(width)) }

@@ -149,14 +149,14 @@ package struct TopHistory: Sendable {
     }
 }
 
-package enum Sparkline {
+enum Sparkline {
     static let blocks: [Character] = ["▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"]
     static let ascii: [Character] = ["_", ".", "-", "~", "=", "+", "*", "#"]
 
     /// The last `width` values as one character each, scaled to the largest
     /// of them (0 shows as a space, any non-zero value as at least the
     /// lowest block, the largest as the full block). Right-aligned: the newest sample is the last character.
-    package static func render(_ values: [Double], width: Int, unicode: Bool = true) -> String {
+    static func render(_ values: [Double], width: Int, unicode: Bool = true) -> String {
         guard width > 0 else { return "" }
         let tail = values.suffix(width)
         let top = tail.max() ?? 0

@@ -5,16 +5,16 @@ import UmmuKit
 /// mode prints them.
 
 /// The tool's own BPF cost over an interval, from the kernel's run stats.
-package struct BPFOverhead: Sendable, Equatable {
-    package var side: TraceSource
-    package var events: UInt64
-    package var runTimeNs: UInt64
+struct BPFOverhead: Sendable, Equatable {
+    var side: TraceSource
+    var events: UInt64
+    var runTimeNs: UInt64
     /// Average run time per program invocation (nil: no run in the interval).
-    package var nsPerEvent: Double?
+    var nsPerEvent: Double?
     /// Share of one CPU over the interval, in percent.
-    package var cpuPercent: Double
+    var cpuPercent: Double
 
-    package static func of(_ iv: Interval) -> [BPFOverhead] {
+    static func of(_ iv: Interval) -> [BPFOverhead] {
         TraceSource.allCases.compactMap { side in
             guard let s = iv.bpf[side] else { return nil }
             return BPFOverhead(

@@ -45,10 +45,10 @@ package struct TopFilter: Sendable, Equatable {
     }
 }
 
-package enum TopSort {
+enum TopSort {
     /// Sorts rows by key; `reversed` flips the key's natural direction.
     /// Ties break on pid, then on the rows' original order.
-    package static func sorted<Row: TopViewRow>(_ rows: [Row], by key: TopSortKey, reversed: Bool = false) -> [Row] {
+    static func sorted<Row: TopViewRow>(_ rows: [Row], by key: TopSortKey, reversed: Bool = false) -> [Row] {
         func value(_ r: Row) -> TopSortValue {
             switch key {
             case .pid: return .number(Double(r.pid))
