@@ -31,8 +31,13 @@ let package = Package(
             dependencies: ["CLibbpf"],
             plugins: ["BPFEmbed"]
         ),
-        // Everything the executables share: load/attach, snapshots, model, renderers.
+        // What both tools share: load/attach, snapshots, model, the text, JSON
+        // and Prometheus renderers. No ummutop UI: that is UmmuTopUI.
         .target(name: "UmmuKit", dependencies: ["UmmuBPF", "CLibbpf"]),
+        // ummutop's views without the terminal: rows, columns, sort, filter,
+        // history, header and batch text, synthetic processes. Not a product:
+        // only ummutop, its benchmark and the tests use it.
+        .target(name: "UmmuTopUI", dependencies: ["UmmuKit"]),
         // The command-line options and error exits both tools share.
         .target(
             name: "UmmuCLI",
@@ -59,6 +64,7 @@ let package = Package(
             name: "ummutop",
             dependencies: [
                 "UmmuKit",
+                "UmmuTopUI",
                 "UmmuCLI",
                 "CNcurses",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -67,7 +73,7 @@ let package = Package(
         // Benchmark (not a test): ummutop's refresh cost with many processes.
         .executableTarget(
             name: "ummutop-bench",
-            dependencies: ["UmmuKit", "UmmuBPF", "CLibbpf"],
+            dependencies: ["UmmuKit", "UmmuTopUI", "UmmuBPF", "CLibbpf"],
             path: "bench/ummutop_bench"
         ),
         // Benchmark (not a test): per-event BPF cost and ring buffer -> NDJSON rate.
@@ -76,9 +82,15 @@ let package = Package(
             dependencies: ["UmmuKit", "UmmuBPF", "CLibbpf"],
             path: "bench/bpf_bench"
         ),
+        // UmmuTopUI for HostileCommTests only: ummutop's rows are among the
+        // outputs that must not pass a comm's control characters through.
         .testTarget(
             name: "UmmuKitTests",
-            dependencies: ["UmmuKit", "UmmuBPF", "CLibbpf"]
+            dependencies: ["UmmuKit", "UmmuTopUI", "UmmuBPF", "CLibbpf"]
+        ),
+        .testTarget(
+            name: "UmmuTopUITests",
+            dependencies: ["UmmuKit", "UmmuTopUI"]
         ),
     ]
 )

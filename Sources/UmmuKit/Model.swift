@@ -203,7 +203,7 @@ public struct ProcessUmmunotify: Sendable, Equatable {
         return d
     }
 
-    var isIdle: Bool {
+    package var isIdle: Bool {
         totalInvalidations == 0 && reads == 0 && registrationsHeld == 0 && reportsQueued == 0
     }
 }
@@ -232,7 +232,7 @@ public struct ProcessUmem: Sendable, Equatable {
         return d
     }
 
-    var isIdle: Bool {
+    package var isIdle: Bool {
         faults == 0 && pagesOnDemand == 0 && pendingRequests == 0 && stallLatency.isEmpty
             && serviceLatency.isEmpty
     }

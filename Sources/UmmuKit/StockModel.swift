@@ -130,7 +130,7 @@ public struct ProcessMMUNotifier: Sendable, Equatable {
         return d
     }
 
-    var isIdle: Bool { totalInvalidations == 0 && releases == 0 && young == 0 }
+    package var isIdle: Bool { totalInvalidations == 0 && releases == 0 && young == 0 }
 }
 
 /// Who caused a process's invalidations, by reason.
@@ -353,7 +353,7 @@ public struct ProcessUserfaultfd: Sendable, Equatable {
         return d
     }
 
-    var isIdle: Bool { totalFaults == 0 && ops.reduce(0, &+) == 0 && waiting == 0 }
+    package var isIdle: Bool { totalFaults == 0 && ops.reduce(0, &+) == 0 && waiting == 0 }
 }
 
 /// Entries minus returns, never negative (a fault that entered before the

@@ -1,4 +1,5 @@
 import UmmuKit
+import UmmuTopUI
 
 /// Where snapshots come from: the BPF maps, or synthetic processes
 /// (`--synthetic N`, for the benchmark and for trying the screen).

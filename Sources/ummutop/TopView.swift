@@ -1,6 +1,7 @@
 import CNcurses
 import Glibc
 import UmmuKit
+import UmmuTopUI
 
 /// The interactive screen: header, the shown view's table, latency/history
 /// panel, footer; keys; the refresh loop.

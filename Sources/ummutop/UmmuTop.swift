@@ -2,6 +2,7 @@ import ArgumentParser
 import Glibc
 import UmmuCLI
 import UmmuKit
+import UmmuTopUI
 
 @main
 struct UmmuTop: ParsableCommand {

@@ -1,4 +1,4 @@
-import UmmuKit
+import UmmuTopUI
 
 /// What the screen says about each view: when its table is empty, and
 /// what its columns mean (the help screen).

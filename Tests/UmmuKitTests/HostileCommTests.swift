@@ -4,6 +4,7 @@
 // ummutop's batch and screen rows, and the metrics file.
 import Testing
 @testable import UmmuKit
+@testable import UmmuTopUI
 
 @Suite("Hostile comm")
 struct HostileCommTests {

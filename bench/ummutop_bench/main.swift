@@ -16,6 +16,7 @@ import CLibbpf
 import Glibc
 import UmmuBPF
 import UmmuKit
+import UmmuTopUI
 
 func cpuNs() -> UInt64 {
     var ru = rusage()

@@ -1,5 +1,6 @@
 import Testing
 @testable import UmmuKit
+@testable import UmmuTopUI
 
 /// ummutop's table logic: rows of each view from an interval, sort, filter,
 /// selection, view switching, column fitting, formats, sparklines, history,

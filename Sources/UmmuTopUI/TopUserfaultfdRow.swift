@@ -1,28 +1,30 @@
+import UmmuKit
+
 /// The userfaultfd view: one row per process that faulted on a userfaultfd
 /// range, resolved faults with its ioctls, or has a fault waiting.
-public struct TopUserfaultfdRow: TopViewRow {
-    public var pid: UInt32
-    public var command: String
+package struct TopUserfaultfdRow: TopViewRow {
+    package var pid: UInt32
+    package var command: String
     /// Faults per second, total and by kind (indexed by `UffdKind`).
-    public var faultsPerSec: Double
-    public var byKindPerSec: [Double]
+    package var faultsPerSec: Double
+    package var byKindPerSec: [Double]
     /// Stall (fault entered -> returned) percentiles, ns (nil: no sample).
-    public var stallP50: Double?
-    public var stallP99: Double?
+    package var stallP50: Double?
+    package var stallP99: Double?
     /// Gauge: faults entered and not yet returned.
-    public var waiting: UInt64
+    package var waiting: UInt64
     /// Resolving ioctls per second, total and by op (indexed by `UffdOp`).
-    public var opsPerSec: Double
-    public var byOpPerSec: [Double]
+    package var opsPerSec: Double
+    package var byOpPerSec: [Double]
     /// Pages the ioctls resolved per second (bytes / 4 KiB).
-    public var pagesPerSec: Double
+    package var pagesPerSec: Double
     /// Ioctls that resolved nothing, in the interval.
-    public var failedOps: UInt64
+    package var failedOps: UInt64
 
-    public var id: UInt32 { pid }
-    public static var view: TopViewKind { .userfaultfd }
+    package var id: UInt32 { pid }
+    package static var view: TopViewKind { .userfaultfd }
 
-    public init(pid: UInt32, command: String, faultsPerSec: Double = 0,
+    package init(pid: UInt32, command: String, faultsPerSec: Double = 0,
                 byKindPerSec: [Double] = Array(repeating: 0, count: UffdKind.count),
                 stallP50: Double? = nil, stallP99: Double? = nil, waiting: UInt64 = 0, opsPerSec: Double = 0,
                 byOpPerSec: [Double] = Array(repeating: 0, count: UffdOp.count), pagesPerSec: Double = 0,
@@ -40,7 +42,7 @@ public struct TopUserfaultfdRow: TopViewRow {
         self.failedOps = failedOps
     }
 
-    public init(pid: UInt32, comm: String, _ u: ProcessUserfaultfd, in iv: Interval) {
+    package init(pid: UInt32, comm: String, _ u: ProcessUserfaultfd, in iv: Interval) {
         let rate = iv.rate
         self.init(pid: pid, command: Fmt.printable(comm), faultsPerSec: rate(u.totalFaults),
                   byKindPerSec: UffdKind.allCases.map { rate(Self.at(u.faults, $0.rawValue)) },
@@ -53,17 +55,17 @@ public struct TopUserfaultfdRow: TopViewRow {
     static func at(_ a: [UInt64], _ i: Int) -> UInt64 { i < a.count ? a[i] : 0 }
     static func at(_ a: [Double], _ i: Int) -> Double { i < a.count ? a[i] : 0 }
 
-    public func kindRate(_ k: UffdKind) -> Double { Self.at(byKindPerSec, k.rawValue) }
-    public func opRate(_ o: UffdOp) -> Double { Self.at(byOpPerSec, o.rawValue) }
+    package func kindRate(_ k: UffdKind) -> Double { Self.at(byKindPerSec, k.rawValue) }
+    package func opRate(_ o: UffdOp) -> Double { Self.at(byOpPerSec, o.rawValue) }
 
-    public static func rows(_ iv: Interval) -> [TopUserfaultfdRow] {
+    package static func rows(_ iv: Interval) -> [TopUserfaultfdRow] {
         iv.processes.compactMap { p in
             guard let u = p.userfaultfd, !u.isIdle else { return nil }
             return TopUserfaultfdRow(pid: p.pid, comm: p.comm, u, in: iv)
         }
     }
 
-    public func sortValue(_ key: TopSortKey) -> TopSortValue {
+    package func sortValue(_ key: TopSortKey) -> TopSortValue {
         switch key {
         case .faults: return .number(faultsPerSec)
         case .stallP99: return .number(stallP99)
@@ -73,7 +75,7 @@ public struct TopUserfaultfdRow: TopViewRow {
         }
     }
 
-    public static let columns: [TopColumn<TopUserfaultfdRow>] = [
+    package static let columns: [TopColumn<TopUserfaultfdRow>] = [
         .pid, .command,
         TopColumn(id: "faults", header: "FAULT/s", width: 8, priority: 0, sortKey: .faults) { TopFormat.rate($0.faultsPerSec) },
         TopColumn(id: "missing", header: "MISSING", width: 7, priority: 3) { TopFormat.rate($0.kindRate(.missing)) },

@@ -1,27 +1,29 @@
+import UmmuKit
+
 /// The drivers view: one row per process that used /dev/ummunotify or
 /// /dev/umem in the interval.
-public struct TopDriverRow: TopViewRow {
-    public var pid: UInt32
-    public var command: String
+package struct TopDriverRow: TopViewRow {
+    package var pid: UInt32
+    package var command: String
     /// Invalidations per second, total and by reason (indexed by `Reason`).
-    public var invalidationsPerSec: Double
-    public var byReasonPerSec: [Double]
+    package var invalidationsPerSec: Double
+    package var byReasonPerSec: [Double]
     /// Gauges.
-    public var registrations: UInt64
-    public var pending: UInt64
+    package var registrations: UInt64
+    package var pending: UInt64
     /// umem faults per second (all faults, and those that waited).
-    public var faultsPerSec: Double
-    public var waitedPerSec: Double
+    package var faultsPerSec: Double
+    package var waitedPerSec: Double
     /// Latency percentiles in ns (nil: no sample in the interval).
-    public var serviceP50: Double?
-    public var serviceP99: Double?
-    public var stallP50: Double?
-    public var stallP99: Double?
+    package var serviceP50: Double?
+    package var serviceP99: Double?
+    package var stallP50: Double?
+    package var stallP99: Double?
 
-    public var id: UInt32 { pid }
-    public static var view: TopViewKind { .drivers }
+    package var id: UInt32 { pid }
+    package static var view: TopViewKind { .drivers }
 
-    public init(pid: UInt32, command: String, invalidationsPerSec: Double = 0,
+    package init(pid: UInt32, command: String, invalidationsPerSec: Double = 0,
                 byReasonPerSec: [Double] = Array(repeating: 0, count: Reason.count),
                 registrations: UInt64 = 0, pending: UInt64 = 0, faultsPerSec: Double = 0,
                 waitedPerSec: Double = 0, serviceP50: Double? = nil, serviceP99: Double? = nil,
@@ -41,7 +43,7 @@ public struct TopDriverRow: TopViewRow {
     }
 
     /// The row of one process of an interval.
-    public init(_ p: ProcessRow, in iv: Interval) {
+    package init(_ p: ProcessRow, in iv: Interval) {
         let rate = iv.rate
         pid = p.pid
         command = Fmt.printable(p.comm)
@@ -70,12 +72,12 @@ public struct TopDriverRow: TopViewRow {
     }
 
     /// Processes with driver activity or a non-zero driver gauge.
-    public static func rows(_ iv: Interval) -> [TopDriverRow] {
+    package static func rows(_ iv: Interval) -> [TopDriverRow] {
         iv.processes.filter { !($0.ummunotify?.isIdle ?? true) || !($0.umem?.isIdle ?? true) }
             .map { TopDriverRow($0, in: iv) }
     }
 
-    public func sortValue(_ key: TopSortKey) -> TopSortValue {
+    package func sortValue(_ key: TopSortKey) -> TopSortValue {
         switch key {
         case .invalidations: return .number(invalidationsPerSec)
         case .registrations: return .number(Double(registrations))
@@ -88,12 +90,12 @@ public struct TopDriverRow: TopViewRow {
     }
 
     /// Invalidations/s of one reason (0 for an unknown index).
-    public func reasonRate(_ r: Reason) -> Double { TopReasons.rate(byReasonPerSec, r) }
+    package func reasonRate(_ r: Reason) -> Double { TopReasons.rate(byReasonPerSec, r) }
 
     /// Reasons other than the four the table shows in their own columns.
-    public var otherReasonsPerSec: Double { TopReasons.other(byReasonPerSec) }
+    package var otherReasonsPerSec: Double { TopReasons.other(byReasonPerSec) }
 
-    public static let columns: [TopColumn<TopDriverRow>] =
+    package static let columns: [TopColumn<TopDriverRow>] =
         [.pid, .command,
          TopColumn(id: "inval", header: "INVAL/s", width: 8, priority: 0, sortKey: .invalidations) { TopFormat.rate($0.invalidationsPerSec) }]
         + TopColumn.reasons(priority: 3) { $0.byReasonPerSec }

@@ -1,18 +1,20 @@
+import UmmuKit
+
 /// Text of ummutop's screen parts (header, latency panel, batch snapshot),
 /// independent of the terminal: the ncurses screen draws these lines, batch
 /// mode prints them.
 
 /// The tool's own BPF cost over an interval, from the kernel's run stats.
-public struct BPFOverhead: Sendable, Equatable {
-    public var side: TraceSource
-    public var events: UInt64
-    public var runTimeNs: UInt64
+struct BPFOverhead: Sendable, Equatable {
+    var side: TraceSource
+    var events: UInt64
+    var runTimeNs: UInt64
     /// Average run time per program invocation (nil: no run in the interval).
-    public var nsPerEvent: Double?
+    var nsPerEvent: Double?
     /// Share of one CPU over the interval, in percent.
-    public var cpuPercent: Double
+    var cpuPercent: Double
 
-    public static func of(_ iv: Interval) -> [BPFOverhead] {
+    static func of(_ iv: Interval) -> [BPFOverhead] {
         TraceSource.allCases.compactMap { side in
             guard let s = iv.bpf[side] else { return nil }
             return BPFOverhead(
@@ -24,23 +26,23 @@ public struct BPFOverhead: Sendable, Equatable {
 }
 
 /// Header settings the screen shows.
-public struct TopStatus: Sendable {
-    public var intervalSeconds: Double
-    public var paused = false
-    public var bpfStats = true
-    public var sources: [TraceSource] = TraceSource.allCases
-    public var filterText = ""
-    public var view: TopViewKind = .drivers
-    public var sortKey: TopSortKey = .invalidations
-    public var reversed = false
-    public var selectedPID: UInt32?
+package struct TopStatus: Sendable {
+    package var intervalSeconds: Double
+    package var paused = false
+    package var bpfStats = true
+    package var sources: [TraceSource] = TraceSource.allCases
+    package var filterText = ""
+    package var view: TopViewKind = .drivers
+    package var sortKey: TopSortKey = .invalidations
+    package var reversed = false
+    package var selectedPID: UInt32?
 
-    public init(intervalSeconds: Double) {
+    package init(intervalSeconds: Double) {
         self.intervalSeconds = intervalSeconds
     }
 }
 
-public enum TopRender {
+package enum TopRender {
     static func pct(_ x: Double) -> String { Fmt.fixed(x, x < 10 ? 2 : 1) + "%" }
 
     /// The source label of a header line, padded so the figures align.
@@ -48,7 +50,7 @@ public enum TopRender {
 
     /// Header lines: title, one line per traced source (and one naming the
     /// sources not traced), BPF overhead and drops.
-    public static func header(_ iv: Interval, status: TopStatus, processCount: Int) -> [String] {
+    package static func header(_ iv: Interval, status: TopStatus, processCount: Int) -> [String] {
         var title = "ummutop - " + Fmt.clock(iv.endWallNs) + "  every " + Fmt.compact(status.intervalSeconds) + "s"
             + "  view " + status.view.rawValue + "  sort " + status.sortKey.label + (status.reversed ? " (rev)" : "")
         if !status.filterText.isEmpty { title += "  filter \"" + Fmt.printable(status.filterText) + "\"" }
@@ -141,7 +143,7 @@ public enum TopRender {
     /// A compact log2 histogram of latencies (ns): one row per slot from
     /// the first to the last non-empty one, at most `height` rows (the
     /// lowest slots merge into the first row when there are more).
-    public static func histogram(_ h: Histogram, title: String, width: Int, height: Int, unicode: Bool = false) -> [String] {
+    package static func histogram(_ h: Histogram, title: String, width: Int, height: Int, unicode: Bool = false) -> [String] {
         var lines = [TopFormat.fit(title + "  n=" + String(h.total)
             + "  p50 " + TopFormat.latency(h.percentile(0.5)) + " p99 " + TopFormat.latency(h.percentile(0.99)),
             width, left: true)]
@@ -174,7 +176,7 @@ public enum TopRender {
     }
 
     /// Sparkline rows of a view's metrics for a process (nil: all).
-    public static func sparklines(_ history: TopHistory, pid: UInt32?, width: Int, unicode: Bool,
+    package static func sparklines(_ history: TopHistory, pid: UInt32?, width: Int, unicode: Bool,
                                   view: TopViewKind = .drivers) -> [String] {
         HistoryMetric.shown(in: view).map { m in
             let s = history.series(m, pid: pid)
@@ -190,7 +192,7 @@ public enum TopRender {
     /// The latency histograms of a view's panel, for a process (nil: all),
     /// each with its title: umem stall and service; the MMU-notifier
     /// callbacks' range_start and range_end; userfaultfd stall.
-    public static func panelHistograms(_ iv: Interval, view: TopViewKind, pid: UInt32?) -> [(title: String, histogram: Histogram)] {
+    package static func panelHistograms(_ iv: Interval, view: TopViewKind, pid: UInt32?) -> [(title: String, histogram: Histogram)] {
         let p = pid.flatMap { pid in iv.processes.first { $0.pid == pid } }
         switch view {
         case .drivers:
@@ -212,7 +214,7 @@ public enum TopRender {
 
     /// One batch snapshot (like `top -b`): header, the view's table of
     /// every row that passes the filter, a blank line.
-    public static func batch(_ iv: Interval, table: some TopTableModel, status: TopStatus, width: Int = 200) -> String {
+    package static func batch(_ iv: Interval, table: some TopTableModel, status: TopStatus, width: Int = 200) -> String {
         var st = status
         st.view = table.view
         st.sortKey = table.sortKey

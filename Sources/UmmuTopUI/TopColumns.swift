@@ -1,17 +1,19 @@
+import UmmuKit
+
 /// Table columns of ummutop's views and the display formats of their cells.
 
 /// A column: header, width, priority (lower is dropped last when the
 /// terminal is narrow), the sort key it shows, and how a row shows in it.
-public struct TopColumn<Row>: Sendable {
-    public let id: String
-    public let header: String
-    public let width: Int
-    public let priority: Int
-    public let leftAligned: Bool
-    public let sortKey: TopSortKey?
+package struct TopColumn<Row>: Sendable {
+    package let id: String
+    package let header: String
+    package let width: Int
+    package let priority: Int
+    package let leftAligned: Bool
+    package let sortKey: TopSortKey?
     let cell: @Sendable (Row) -> String
 
-    public init(id: String, header: String, width: Int, priority: Int, leftAligned: Bool = false,
+    package init(id: String, header: String, width: Int, priority: Int, leftAligned: Bool = false,
                 sortKey: TopSortKey? = nil, cell: @escaping @Sendable (Row) -> String) {
         self.id = id
         self.header = header
@@ -22,7 +24,7 @@ public struct TopColumn<Row>: Sendable {
         self.cell = cell
     }
 
-    public func text(_ r: Row) -> String { cell(r) }
+    package func text(_ r: Row) -> String { cell(r) }
 
     /// The columns of `all` that fit in `width` characters (one space
     /// between columns), dropping the highest priority numbers first, in
@@ -38,21 +40,21 @@ public struct TopColumn<Row>: Sendable {
     }
 
     /// The header line of these columns, the sorted one marked with `*`.
-    public static func headerLine(_ cols: [TopColumn], sortedBy key: TopSortKey?) -> String {
+    package static func headerLine(_ cols: [TopColumn], sortedBy key: TopSortKey?) -> String {
         cols.map { c in
             let h = c.sortKey != nil && c.sortKey == key ? c.header + "*" : c.header
             return TopFormat.fit(h, c.width, left: c.leftAligned)
         }.joined(separator: " ")
     }
 
-    public static func line(_ cols: [TopColumn], _ r: Row) -> String {
+    package static func line(_ cols: [TopColumn], _ r: Row) -> String {
         cols.map { TopFormat.fit($0.text(r), $0.width, left: $0.leftAligned) }.joined(separator: " ")
     }
 }
 
 extension TopColumn where Row: TopViewRow {
     /// The columns of the row's view that fit in `width` characters.
-    public static func fitting(_ width: Int) -> [TopColumn] { fit(Row.columns, width) }
+    package static func fitting(_ width: Int) -> [TopColumn] { fit(Row.columns, width) }
 
     static var pid: TopColumn {
         TopColumn(id: "pid", header: "PID", width: 7, priority: 0, sortKey: .pid) { String($0.pid) }
@@ -80,19 +82,19 @@ extension TopColumn where Row: TopViewRow {
 extension TopColumn where Row == TopDriverRow {
     /// The drivers view's columns that fit (its row type need not be named:
     /// `TopColumn.fitting(w)`).
-    public static func fitting(_ width: Int) -> [TopColumn<TopDriverRow>] { fit(TopDriverRow.columns, width) }
+    package static func fitting(_ width: Int) -> [TopColumn<TopDriverRow>] { fit(TopDriverRow.columns, width) }
 }
 
 /// Invalidation rates by reason, indexed by `Reason` (shorter arrays read 0).
-public enum TopReasons {
+enum TopReasons {
     /// The reasons the tables show in their own columns; `other` sums the rest.
     static let ownColumns: [Reason] = [.unmap, .clear, .protectionVMA, .protectionPage]
 
-    public static func rate(_ rates: [Double], _ r: Reason) -> Double {
+    static func rate(_ rates: [Double], _ r: Reason) -> Double {
         r.rawValue < rates.count ? rates[r.rawValue] : 0
     }
 
-    public static func other(_ rates: [Double]) -> Double {
+    static func other(_ rates: [Double]) -> Double {
         Reason.allCases.filter { !ownColumns.contains($0) }.reduce(0) { $0 + rate(rates, $1) }
     }
 
@@ -103,9 +105,9 @@ public enum TopReasons {
 }
 
 /// Display formats of the tables and the header.
-public enum TopFormat {
+enum TopFormat {
     /// Rates: "0", "3.5", "42", "1.2K".
-    public static func rate(_ x: Double) -> String {
+    static func rate(_ x: Double) -> String {
         if !x.isFinite || x <= 0 { return "0" }
         if x < 10 { return trimmed(Fmt.fixed(x, 1)) }
         if x < 10_000 { return Fmt.fixed(x, 0) }
@@ -113,7 +115,7 @@ public enum TopFormat {
     }
 
     /// Latency in ns as "850ns", "12us", "1.5ms", "2.0s"; "-" without samples.
-    public static func latency(_ ns: Double?) -> String {
+    static func latency(_ ns: Double?) -> String {
         guard let ns, ns.isFinite, ns >= 0 else { return "-" }
         if ns < 1_000 { return Fmt.fixed(ns, 0) + "ns" }
         if ns < 1_000_000 { return scaled(ns / 1e3) + "us" }
@@ -122,7 +124,7 @@ public enum TopFormat {
     }
 
     /// A share in percent: "100%", "83%", "0.5%".
-    public static func share(_ x: Double) -> String {
+    static func share(_ x: Double) -> String {
         if !x.isFinite || x <= 0 { return "0%" }
         return (x < 10 ? trimmed(Fmt.fixed(x, 1)) : Fmt.fixed(x, 0)) + "%"
     }
@@ -132,7 +134,7 @@ public enum TopFormat {
     static func trimmed(_ s: String) -> String { s.hasSuffix(".0") ? String(s.dropLast(2)) : s }
 
     /// Pads or truncates to exactly `width` characters.
-    public static func fit(_ s: String, _ width: Int, left: Bool = false) -> String {
+    static func fit(_ s: String, _ width: Int, left: Bool = false) -> String {
         if width <= 0 { return "" }
         let n = s.count
         if n > width { return String(s.prefix(width)) }

@@ -1,10 +1,12 @@
+import UmmuKit
+
 /// The table model of ummutop's views: rows with rates computed from one
 /// `Interval`, sort keys, a pid/command filter and the selection. Pure
 /// logic (no terminal), shared by the ncurses screen, the batch output and
 /// the benchmark.
 
 /// A row of one view, in display units (per second, ns).
-public protocol TopViewRow: Identifiable, Sendable, Equatable where ID: Sendable {
+package protocol TopViewRow: Identifiable, Sendable, Equatable where ID: Sendable {
     static var view: TopViewKind { get }
     /// Every column, in table order.
     static var columns: [TopColumn<Self>] { get }
@@ -20,18 +22,18 @@ public protocol TopViewRow: Identifiable, Sendable, Equatable where ID: Sendable
 /// Filter by pid or command: comma- or space-separated terms, a row matches
 /// when any term matches. A term of digits matches pids that start with it;
 /// any term matches commands that contain it (case-insensitive).
-public struct TopFilter: Sendable, Equatable {
-    public let text: String
+package struct TopFilter: Sendable, Equatable {
+    package let text: String
     let terms: [String]
 
-    public init(_ text: String) {
+    package init(_ text: String) {
         self.text = text
         terms = text.lowercased().split(whereSeparator: { $0 == "," || $0 == " " }).map(String.init)
     }
 
-    public var isEmpty: Bool { terms.isEmpty }
+    package var isEmpty: Bool { terms.isEmpty }
 
-    public func matches(pid: UInt32, command: String) -> Bool {
+    package func matches(pid: UInt32, command: String) -> Bool {
         if terms.isEmpty { return true }
         let p = String(pid)
         let c = command.lowercased()
@@ -43,10 +45,10 @@ public struct TopFilter: Sendable, Equatable {
     }
 }
 
-public enum TopSort {
+enum TopSort {
     /// Sorts rows by key; `reversed` flips the key's natural direction.
     /// Ties break on pid, then on the rows' original order.
-    public static func sorted<Row: TopViewRow>(_ rows: [Row], by key: TopSortKey, reversed: Bool = false) -> [Row] {
+    static func sorted<Row: TopViewRow>(_ rows: [Row], by key: TopSortKey, reversed: Bool = false) -> [Row] {
         func value(_ r: Row) -> TopSortValue {
             switch key {
             case .pid: return .number(Double(r.pid))
@@ -66,30 +68,30 @@ public enum TopSort {
 }
 
 /// One view's table: rows of the last interval, sort, filter and selection.
-public struct TopViewTable<Row: TopViewRow>: Sendable {
-    public private(set) var sortKey: TopSortKey
-    public private(set) var reversed = false
-    public private(set) var filter = TopFilter("")
+package struct TopViewTable<Row: TopViewRow>: Sendable {
+    package private(set) var sortKey: TopSortKey
+    package private(set) var reversed = false
+    package private(set) var filter = TopFilter("")
     /// The selected row (nil: "all"); follows the row across re-sorts.
-    public private(set) var selectedID: Row.ID?
+    package private(set) var selectedID: Row.ID?
     /// All rows of the last interval, unfiltered and unsorted.
-    public private(set) var allRows: [Row] = []
+    package private(set) var allRows: [Row] = []
     /// Filtered and sorted.
-    public private(set) var rows: [Row] = []
+    package private(set) var rows: [Row] = []
     /// Processes among all rows.
-    public private(set) var processCount = 0
+    package private(set) var processCount = 0
 
     /// `sortKey` must be one of the view's (else its default is used).
-    public init(sortKey: TopSortKey? = nil) {
+    package init(sortKey: TopSortKey? = nil) {
         let k = sortKey ?? Row.view.defaultSort
         self.sortKey = Row.view.sortKeys.contains(k) ? k : Row.view.defaultSort
     }
 
-    public mutating func update(_ iv: Interval) {
+    package mutating func update(_ iv: Interval) {
         update(rows: Row.rows(iv))
     }
 
-    public mutating func update(rows: [Row]) {
+    package mutating func update(rows: [Row]) {
         allRows = rows
         var pids = Set<UInt32>()
         for r in rows { pids.insert(r.pid) }
@@ -106,40 +108,40 @@ public struct TopViewTable<Row: TopViewRow>: Sendable {
 
     /// Sorts by `key` (one of the view's; others are ignored); the same key
     /// again reverses the order.
-    public mutating func sort(by key: TopSortKey) {
+    package mutating func sort(by key: TopSortKey) {
         guard Row.view.sortKeys.contains(key) else { return }
         if key == sortKey { reversed.toggle() } else { sortKey = key; reversed = false }
         refresh()
     }
 
     /// The previous/next sort key of the view.
-    public mutating func cycleSort(_ step: Int) {
+    package mutating func cycleSort(_ step: Int) {
         sort(by: sortKey.cycled(by: step, in: Row.view))
     }
 
-    public mutating func reverse() {
+    package mutating func reverse() {
         reversed.toggle()
         refresh()
     }
 
-    public mutating func setFilter(_ text: String) {
+    package mutating func setFilter(_ text: String) {
         filter = TopFilter(text)
         refresh()
     }
 
-    public var selectedIndex: Int? {
+    package var selectedIndex: Int? {
         selectedID.flatMap { s in rows.firstIndex { $0.id == s } }
     }
 
-    public var selectedRow: Row? { selectedIndex.map { rows[$0] } }
+    package var selectedRow: Row? { selectedIndex.map { rows[$0] } }
 
-    public var selectedPID: UInt32? { selectedRow?.pid }
+    package var selectedPID: UInt32? { selectedRow?.pid }
 
-    public mutating func clearSelection() { selectedID = nil }
+    package mutating func clearSelection() { selectedID = nil }
 
     /// Moves the selection by `step` rows; from "all", down selects the
     /// first row. Moving up from the first row goes back to "all".
-    public mutating func moveSelection(_ step: Int) {
+    package mutating func moveSelection(_ step: Int) {
         guard !rows.isEmpty else { selectedID = nil; return }
         guard let i = selectedIndex else {
             if step > 0 { selectedID = rows[min(step - 1, rows.count - 1)].id }
@@ -152,4 +154,4 @@ public struct TopViewTable<Row: TopViewRow>: Sendable {
 }
 
 /// The drivers view's table, ummutop's first (and once only) view.
-public typealias TopTable = TopViewTable<TopDriverRow>
+package typealias TopTable = TopViewTable<TopDriverRow>

@@ -1,8 +1,10 @@
+import UmmuKit
+
 /// The four views' tables and which one is shown.
 
 /// What the screen and the batch output need of whichever view's table is
 /// shown, whatever its rows.
-public protocol TopTableModel: Sendable {
+package protocol TopTableModel: Sendable {
     var view: TopViewKind { get }
     var sortKey: TopSortKey { get }
     var reversed: Bool { get }
@@ -27,14 +29,14 @@ public protocol TopTableModel: Sendable {
 }
 
 extension TopViewTable: TopTableModel {
-    public var view: TopViewKind { Row.view }
-    public var rowCount: Int { rows.count }
+    package var view: TopViewKind { Row.view }
+    package var rowCount: Int { rows.count }
 
-    public func headerLine(width: Int) -> String {
+    package func headerLine(width: Int) -> String {
         TopColumn<Row>.headerLine(TopColumn<Row>.fitting(width), sortedBy: sortKey)
     }
 
-    public func lines(width: Int, from start: Int, count: Int) -> [String] {
+    package func lines(width: Int, from start: Int, count: Int) -> [String] {
         let cols = TopColumn<Row>.fitting(width)
         let lo = max(0, min(start, rows.count))
         let hi = max(lo, min(rows.count, lo + max(0, count)))
@@ -45,16 +47,16 @@ extension TopViewTable: TopTableModel {
 /// Every view's table, one shown. Only the shown one is computed each
 /// interval; switching computes the new one from the last interval. The
 /// filter is common to all views; sort and selection are each view's.
-public struct TopViewTables: Sendable {
-    public private(set) var view: TopViewKind
-    public private(set) var drivers = TopViewTable<TopDriverRow>()
-    public private(set) var mmuNotifier = TopViewTable<TopMMUNotifierRow>()
-    public private(set) var subscribers = TopViewTable<TopSubscriberRow>()
-    public private(set) var userfaultfd = TopViewTable<TopUserfaultfdRow>()
-    public private(set) var lastInterval: Interval?
+package struct TopViewTables: Sendable {
+    package private(set) var view: TopViewKind
+    package private(set) var drivers = TopViewTable<TopDriverRow>()
+    package private(set) var mmuNotifier = TopViewTable<TopMMUNotifierRow>()
+    package private(set) var subscribers = TopViewTable<TopSubscriberRow>()
+    package private(set) var userfaultfd = TopViewTable<TopUserfaultfdRow>()
+    package private(set) var lastInterval: Interval?
 
     /// `sortKey` sorts the starting view (when it is one of its keys).
-    public init(view: TopViewKind, sortKey: TopSortKey? = nil, filter: String = "") {
+    package init(view: TopViewKind, sortKey: TopSortKey? = nil, filter: String = "") {
         self.view = view
         switch view {
         case .drivers: drivers = TopViewTable(sortKey: sortKey)
@@ -66,7 +68,7 @@ public struct TopViewTables: Sendable {
     }
 
     /// The shown view's table.
-    public var current: any TopTableModel {
+    package var current: any TopTableModel {
         switch view {
         case .drivers: return drivers
         case .mmuNotifier: return mmuNotifier
@@ -77,7 +79,7 @@ public struct TopViewTables: Sendable {
 
     /// Runs `body` on the shown view's table and keeps what it changed.
     @discardableResult
-    public mutating func withCurrent<T>(_ body: (inout any TopTableModel) -> T) -> T {
+    package mutating func withCurrent<T>(_ body: (inout any TopTableModel) -> T) -> T {
         switch view {
         case .drivers: return Self.change(&drivers, body)
         case .mmuNotifier: return Self.change(&mmuNotifier, body)
@@ -95,19 +97,19 @@ public struct TopViewTables: Sendable {
     }
 
     /// A new interval: the shown view's rows.
-    public mutating func update(_ iv: Interval) {
+    package mutating func update(_ iv: Interval) {
         lastInterval = iv
         withCurrent { $0.update(iv) }
     }
 
     /// Shows `view`, its rows from the last interval.
-    public mutating func show(_ view: TopViewKind) {
+    package mutating func show(_ view: TopViewKind) {
         self.view = view
         if let iv = lastInterval { withCurrent { $0.update(iv) } }
     }
 
     /// The filter of every view.
-    public mutating func setFilter(_ text: String) {
+    package mutating func setFilter(_ text: String) {
         drivers.setFilter(text)
         mmuNotifier.setFilter(text)
         subscribers.setFilter(text)

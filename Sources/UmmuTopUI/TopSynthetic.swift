@@ -1,3 +1,5 @@
+import UmmuKit
+
 /// Synthetic snapshots of N busy processes, for the ummutop benchmark and
 /// for trying the screen without root or the drivers (`ummutop --synthetic
 /// N`). Deterministic, every source at once; process i (pid 1000 + i,
@@ -14,15 +16,15 @@
 /// - userfaultfd: (i % 4) * 15 faults of kind i % 3 (missing, wp, minor),
 ///   each resolved by the matching ioctl (copy, writeprotect, continue) of
 ///   one page, stalls of 2^(12 + i % 10) ns; i % 2 faults waiting.
-public struct SyntheticSource: Sendable {
-    public let processes: Int
+package struct SyntheticSource: Sendable {
+    package let processes: Int
     private var ticks: UInt64 = 0
     private var base: Snapshot
 
     static let kvmOps: UInt64 = 0xffff_ffff_c0de_0000
     static let ummunotifyOps: UInt64 = 0xffff_ffff_c0de_1000
 
-    public init(processes: Int) {
+    package init(processes: Int) {
         self.processes = max(0, processes)
         base = Snapshot(monotonicNs: monotonicNs(), wallNs: 0, ummunotify: UmmunotifyTotals(), umem: UmemTotals(),
                         mmuNotifier: MMUNotifierTotals(), userfaultfd: UserfaultfdTotals())
@@ -36,7 +38,7 @@ public struct SyntheticSource: Sendable {
     static func pid(_ i: Int) -> UInt32 { UInt32(1000 + i) }
 
     /// The next snapshot: counters as if `seconds` passed since the last one.
-    public mutating func snapshot(advance seconds: Double = 1) -> Snapshot {
+    package mutating func snapshot(advance seconds: Double = 1) -> Snapshot {
         ticks += 1
         let s = max(0, seconds)
         var snap = base

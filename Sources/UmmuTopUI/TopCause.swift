@@ -1,18 +1,20 @@
+import UmmuKit
+
 /// The busiest cause of a process's MMU-notifier invalidations, for the
 /// CAUSE column: the process itself, another process or a kernel thread.
-public struct TopCause: Sendable, Equatable {
+package struct TopCause: Sendable, Equatable {
     /// "self", "[kswapd0]" (a kernel thread), "qemu:4711" (another process).
-    public var text: String
+    package var text: String
     /// Its share of the process's invalidations, percent.
-    public var sharePercent: Double
+    package var sharePercent: Double
 
-    public init(text: String, sharePercent: Double) {
+    package init(text: String, sharePercent: Double) {
         self.text = text
         self.sharePercent = sharePercent
     }
 
     /// How a cause shows: kernel threads in brackets as ps shows them.
-    public static func text(kind: CauseKind, pid: UInt32, comm: String) -> String {
+    package static func text(kind: CauseKind, pid: UInt32, comm: String) -> String {
         switch kind {
         case .owner: return "self"
         case .kernelThread: return "[" + Fmt.printable(comm) + "]"
@@ -22,7 +24,7 @@ public struct TopCause: Sendable, Equatable {
 
     /// Each process's busiest cause over all reasons. Ties go to the
     /// process itself, then to other processes, then by name.
-    public static func busiest(_ causes: [CauseEntry]) -> [UInt32: TopCause] {
+    package static func busiest(_ causes: [CauseEntry]) -> [UInt32: TopCause] {
         struct Who: Hashable {
             var kind: CauseKind
             var pid: UInt32

@@ -1,27 +1,29 @@
+import UmmuKit
+
 /// The mmu_notifier view: one row per process whose mm the stock kernel's
 /// MMU-notifier core invalidated (or released, or aged) in the interval.
-public struct TopMMUNotifierRow: TopViewRow {
-    public var pid: UInt32
-    public var command: String
+package struct TopMMUNotifierRow: TopViewRow {
+    package var pid: UInt32
+    package var command: String
     /// Invalidations per second, total and by reason (indexed by `Reason`).
-    public var invalidationsPerSec: Double
-    public var byReasonPerSec: [Double]
+    package var invalidationsPerSec: Double
+    package var byReasonPerSec: [Double]
     /// Invalidations per second caused by another process or a kernel thread.
-    public var notSelfPerSec: Double
+    package var notSelfPerSec: Double
     /// How long the range_start callbacks held the caller, ns (nil: no sample).
-    public var callbackP50: Double?
-    public var callbackP99: Double?
+    package var callbackP50: Double?
+    package var callbackP99: Double?
     /// mm releases (exit) in the interval.
-    public var releases: UInt64
+    package var releases: UInt64
     /// Page-aging calls (clear/test young) per second.
-    public var youngPerSec: Double
+    package var youngPerSec: Double
     /// The busiest cause of its invalidations.
-    public var topCause: TopCause?
+    package var topCause: TopCause?
 
-    public var id: UInt32 { pid }
-    public static var view: TopViewKind { .mmuNotifier }
+    package var id: UInt32 { pid }
+    package static var view: TopViewKind { .mmuNotifier }
 
-    public init(pid: UInt32, command: String, invalidationsPerSec: Double = 0,
+    package init(pid: UInt32, command: String, invalidationsPerSec: Double = 0,
                 byReasonPerSec: [Double] = Array(repeating: 0, count: Reason.count), notSelfPerSec: Double = 0,
                 callbackP50: Double? = nil, callbackP99: Double? = nil, releases: UInt64 = 0,
                 youngPerSec: Double = 0, topCause: TopCause? = nil) {
@@ -37,7 +39,7 @@ public struct TopMMUNotifierRow: TopViewRow {
         self.topCause = topCause
     }
 
-    public init(pid: UInt32, comm: String, _ m: ProcessMMUNotifier, in iv: Interval, topCause: TopCause?) {
+    package init(pid: UInt32, comm: String, _ m: ProcessMMUNotifier, in iv: Interval, topCause: TopCause?) {
         let rate = iv.rate
         self.init(pid: pid, command: Fmt.printable(comm), invalidationsPerSec: rate(m.totalInvalidations),
                   byReasonPerSec: TopReasons.perSecond(m.invalidations, rate),
@@ -52,7 +54,7 @@ public struct TopMMUNotifierRow: TopViewRow {
             .reduce(0) { $0 &+ byCause[$1.rawValue] }
     }
 
-    public static func rows(_ iv: Interval) -> [TopMMUNotifierRow] {
+    package static func rows(_ iv: Interval) -> [TopMMUNotifierRow] {
         let causes = TopCause.busiest(iv.causes)
         return iv.processes.compactMap { p in
             guard let m = p.mmuNotifier, !m.isIdle else { return nil }
@@ -60,7 +62,7 @@ public struct TopMMUNotifierRow: TopViewRow {
         }
     }
 
-    public func sortValue(_ key: TopSortKey) -> TopSortValue {
+    package func sortValue(_ key: TopSortKey) -> TopSortValue {
         switch key {
         case .invalidations: return .number(invalidationsPerSec)
         case .notSelf: return .number(notSelfPerSec)
@@ -71,7 +73,7 @@ public struct TopMMUNotifierRow: TopViewRow {
         }
     }
 
-    public static let columns: [TopColumn<TopMMUNotifierRow>] =
+    package static let columns: [TopColumn<TopMMUNotifierRow>] =
         [.pid, .command,
          TopColumn(id: "inval", header: "INVAL/s", width: 8, priority: 0, sortKey: .invalidations) { TopFormat.rate($0.invalidationsPerSec) }]
         + TopColumn.reasons(priority: 3) { $0.byReasonPerSec }

@@ -1,23 +1,25 @@
+import UmmuKit
+
 /// The subscribers view: one row per process and MMU-notifier subscriber
 /// of its mm (kvm, ummunotify, ...) that was called in the interval.
-public struct TopSubscriberRow: TopViewRow {
-    public var id: SubscriberKey
-    public var pid: UInt32 { id.owner }
-    public var command: String
+package struct TopSubscriberRow: TopViewRow {
+    package var id: SubscriberKey
+    package var pid: UInt32 { id.owner }
+    package var command: String
     /// Module name ("kvm") or, built in, the ops symbol; safe for a terminal.
-    public var subscriber: String
+    package var subscriber: String
     /// "notifier" (mmu_notifier_register) or "interval" (an interval notifier).
-    public var kind: String
-    public var invalidationsPerSec: Double
-    public var byReasonPerSec: [Double]
-    public var releases: UInt64
-    public var youngPerSec: Double
+    package var kind: String
+    package var invalidationsPerSec: Double
+    package var byReasonPerSec: [Double]
+    package var releases: UInt64
+    package var youngPerSec: Double
     /// The busiest cause of the process's invalidations (all subscribers see them).
-    public var topCause: TopCause?
+    package var topCause: TopCause?
 
-    public static var view: TopViewKind { .subscribers }
+    package static var view: TopViewKind { .subscribers }
 
-    public init(id: SubscriberKey, command: String, subscriber: String, invalidationsPerSec: Double = 0,
+    package init(id: SubscriberKey, command: String, subscriber: String, invalidationsPerSec: Double = 0,
                 byReasonPerSec: [Double] = Array(repeating: 0, count: Reason.count), releases: UInt64 = 0,
                 youngPerSec: Double = 0, topCause: TopCause? = nil) {
         self.id = id
@@ -31,7 +33,7 @@ public struct TopSubscriberRow: TopViewRow {
         self.topCause = topCause
     }
 
-    public init(_ e: SubscriberEntry, comm: String, in iv: Interval, topCause: TopCause?) {
+    package init(_ e: SubscriberEntry, comm: String, in iv: Interval, topCause: TopCause?) {
         let rate = iv.rate
         let r = e.row
         self.init(id: e.key, command: Fmt.printable(comm),
@@ -41,7 +43,7 @@ public struct TopSubscriberRow: TopViewRow {
                   releases: r.releases, youngPerSec: rate(r.young), topCause: topCause)
     }
 
-    public static func rows(_ iv: Interval) -> [TopSubscriberRow] {
+    package static func rows(_ iv: Interval) -> [TopSubscriberRow] {
         var comms: [UInt32: String] = [:]
         for p in iv.processes { comms[p.pid] = p.comm }
         let causes = TopCause.busiest(iv.causes)
@@ -50,7 +52,7 @@ public struct TopSubscriberRow: TopViewRow {
         }
     }
 
-    public func sortValue(_ key: TopSortKey) -> TopSortValue {
+    package func sortValue(_ key: TopSortKey) -> TopSortValue {
         switch key {
         case .subscriber: return .text(subscriber)
         case .invalidations: return .number(invalidationsPerSec)
@@ -60,7 +62,7 @@ public struct TopSubscriberRow: TopViewRow {
         }
     }
 
-    public static let columns: [TopColumn<TopSubscriberRow>] =
+    package static let columns: [TopColumn<TopSubscriberRow>] =
         [.pid, .command,
          TopColumn(id: "subscriber", header: "SUBSCRIBER", width: 12, priority: 0, leftAligned: true, sortKey: .subscriber) { $0.subscriber },
          TopColumn(id: "kind", header: "KIND", width: 8, priority: 1, leftAligned: true) { $0.kind },

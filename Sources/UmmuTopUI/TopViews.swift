@@ -1,8 +1,10 @@
+import UmmuKit
+
 /// ummutop's views (one table each, switched with the digit keys) and the
 /// sort keys of each.
 
 /// A table of ummutop: what its rows are and which source feeds them.
-public enum TopViewKind: String, CaseIterable, Sendable {
+package enum TopViewKind: String, CaseIterable, Sendable {
     /// Per process: the two drivers (ummunotify invalidations, umem faults).
     case drivers
     /// Per process: the stock kernel's MMU-notifier invalidations.
@@ -13,7 +15,7 @@ public enum TopViewKind: String, CaseIterable, Sendable {
     case userfaultfd
 
     /// The key that shows it.
-    public var key: Character {
+    package var key: Character {
         switch self {
         case .drivers: return "1"
         case .mmuNotifier: return "2"
@@ -22,12 +24,12 @@ public enum TopViewKind: String, CaseIterable, Sendable {
         }
     }
 
-    public static func forKey(_ c: Character) -> TopViewKind? {
+    package static func forKey(_ c: Character) -> TopViewKind? {
         allCases.first { $0.key == c }
     }
 
     /// The previous/next view (Tab and Shift-Tab), wrapping around.
-    public func cycled(by step: Int) -> TopViewKind {
+    package func cycled(by step: Int) -> TopViewKind {
         let all = TopViewKind.allCases
         let n = all.count
         let i = all.firstIndex(of: self) ?? 0
@@ -35,7 +37,7 @@ public enum TopViewKind: String, CaseIterable, Sendable {
     }
 
     /// A command-line name: the raw value, its key or a short alias.
-    public static func parse(_ s: String) -> TopViewKind? {
+    package static func parse(_ s: String) -> TopViewKind? {
         let l = s.lowercased()
         if let v = TopViewKind(rawValue: l) { return v }
         if l.count == 1, let c = l.first { return forKey(c) }
@@ -49,7 +51,7 @@ public enum TopViewKind: String, CaseIterable, Sendable {
     }
 
     /// The sources whose data the view shows.
-    public var sources: [TraceSource] {
+    package var sources: [TraceSource] {
         switch self {
         case .drivers: return [.ummunotify, .umem]
         case .mmuNotifier, .subscribers: return [.mmuNotifier]
@@ -57,12 +59,12 @@ public enum TopViewKind: String, CaseIterable, Sendable {
         }
     }
 
-    public func isTraced(_ traced: [TraceSource]) -> Bool {
+    package func isTraced(_ traced: [TraceSource]) -> Bool {
         sources.contains { traced.contains($0) }
     }
 
     /// Sort keys in footer order (the order `<` and `>` step through).
-    public var sortKeys: [TopSortKey] {
+    package var sortKeys: [TopSortKey] {
         switch self {
         case .drivers: return [.pid, .command, .invalidations, .registrations, .faults, .serviceP99, .stallP99, .pending]
         case .mmuNotifier: return [.pid, .command, .invalidations, .notSelf, .callbackP99, .releases, .young]
@@ -71,23 +73,23 @@ public enum TopViewKind: String, CaseIterable, Sendable {
         }
     }
 
-    public var defaultSort: TopSortKey { self == .userfaultfd ? .faults : .invalidations }
+    package var defaultSort: TopSortKey { self == .userfaultfd ? .faults : .invalidations }
 
     /// The sort key of this view that `c` selects.
-    public func sortKey(forKey c: Character) -> TopSortKey? {
+    package func sortKey(forKey c: Character) -> TopSortKey? {
         sortKeys.first { $0.key == c }
     }
 
     /// The view ummutop starts in: the drivers' when one of them is traced,
     /// else the first view whose source is traced.
-    public static func starting(for traced: [TraceSource]) -> TopViewKind {
+    package static func starting(for traced: [TraceSource]) -> TopViewKind {
         allCases.first { $0.isTraced(traced) } ?? .drivers
     }
 
     /// The starting view and sort key for `--view` and `-s` (either may be
     /// absent). A sort key that only another view has picks that view when
     /// no view is given. nil: the sort key is not one of the view's.
-    public static func start(view: TopViewKind?, sort: String?, traced: [TraceSource]) -> (TopViewKind, TopSortKey)? {
+    package static func start(view: TopViewKind?, sort: String?, traced: [TraceSource]) -> (TopViewKind, TopSortKey)? {
         guard let sort else {
             let v = view ?? starting(for: traced)
             return (v, v.defaultSort)
@@ -104,7 +106,7 @@ public enum TopViewKind: String, CaseIterable, Sendable {
     }
 
     /// "n pid, c command, ..." for messages.
-    public var sortKeyList: String {
+    package var sortKeyList: String {
         sortKeys.map { "\($0.key) \($0.names[0])" }.joined(separator: ", ")
     }
 }
@@ -112,12 +114,12 @@ public enum TopViewKind: String, CaseIterable, Sendable {
 /// What a table is sorted by. Numeric keys sort busiest first; pid, command
 /// and subscriber sort ascending. Ties break on pid. Which keys a view has,
 /// and in what order, is the view's (`TopViewKind.sortKeys`).
-public enum TopSortKey: String, CaseIterable, Sendable {
+package enum TopSortKey: String, CaseIterable, Sendable {
     case pid, command, invalidations, registrations, faults, serviceP99, stallP99, pending
     case notSelf, callbackP99, releases, young, subscriber, waiting, ops
 
     /// The key that selects it in its views (unique within each view).
-    public var key: Character {
+    package var key: Character {
         switch self {
         case .pid: return "n"
         case .command: return "c"
@@ -136,7 +138,7 @@ public enum TopSortKey: String, CaseIterable, Sendable {
     }
 
     /// Short label for the footer and the title line.
-    public var label: String {
+    package var label: String {
         switch self {
         case .pid: return "pid"
         case .command: return "command"
@@ -157,7 +159,7 @@ public enum TopSortKey: String, CaseIterable, Sendable {
     }
 
     /// Command-line names (`-s`), the first one canonical.
-    public var names: [String] {
+    package var names: [String] {
         switch self {
         case .pid: return ["pid"]
         case .command: return ["command", "comm", "cmd"]
@@ -178,7 +180,7 @@ public enum TopSortKey: String, CaseIterable, Sendable {
     }
 
     /// A command-line name or key letter of one of `view`'s keys.
-    public static func parse(_ s: String, in view: TopViewKind) -> TopSortKey? {
+    package static func parse(_ s: String, in view: TopViewKind) -> TopSortKey? {
         let l = s.lowercased()
         if l.count == 1, let c = l.first, let k = view.sortKey(forKey: c) { return k }
         return view.sortKeys.first { $0.names.contains(l) }
@@ -187,7 +189,7 @@ public enum TopSortKey: String, CaseIterable, Sendable {
     var ascendingByDefault: Bool { self == .pid || self == .command || self == .subscriber }
 
     /// The previous/next key of `view` (the `<` and `>` keys).
-    public func cycled(by step: Int, in view: TopViewKind) -> TopSortKey {
+    package func cycled(by step: Int, in view: TopViewKind) -> TopSortKey {
         let all = view.sortKeys
         let n = all.count
         guard let i = all.firstIndex(of: self), n > 0 else { return view.defaultSort }
@@ -196,7 +198,7 @@ public enum TopSortKey: String, CaseIterable, Sendable {
 }
 
 /// What a row shows under a sort key, for ordering.
-public enum TopSortValue: Sendable, Equatable {
+package enum TopSortValue: Sendable, Equatable {
     /// nil: no sample (sorts below any sample).
     case number(Double?)
     case text(String)

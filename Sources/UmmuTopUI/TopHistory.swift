@@ -1,31 +1,33 @@
+import UmmuKit
+
 /// Short rate histories (one sample per refresh) and sparklines for them.
 
 /// A fixed-capacity series, oldest first.
-public struct RateSeries: Sendable, Equatable {
-    public let capacity: Int
-    public private(set) var values: [Double] = []
+package struct RateSeries: Sendable, Equatable {
+    package let capacity: Int
+    package private(set) var values: [Double] = []
 
-    public init(capacity: Int) {
+    package init(capacity: Int) {
         self.capacity = Swift.max(1, capacity)
         values.reserveCapacity(self.capacity)
     }
 
-    public mutating func append(_ v: Double) {
+    package mutating func append(_ v: Double) {
         if values.count == capacity { values.removeFirst() }
         values.append(v.isFinite ? v : 0)
     }
 
-    public var last: Double? { values.last }
-    public var peak: Double { values.max() ?? 0 }
+    package var last: Double? { values.last }
+    package var peak: Double { values.max() ?? 0 }
 }
 
 /// The metrics the history keeps, for all processes and for each one.
-public enum HistoryMetric: Int, CaseIterable, Sendable {
+package enum HistoryMetric: Int, CaseIterable, Sendable {
     case invalidations, faults, stallP99
     case mmuInvalidations, notSelf, callbackP99
     case uffdFaults, uffdStallP99, uffdWaiting
 
-    public var label: String {
+    package var label: String {
         switch self {
         case .invalidations, .mmuInvalidations: return "inval/s"
         case .faults, .uffdFaults: return "faults/s"
@@ -37,10 +39,10 @@ public enum HistoryMetric: Int, CaseIterable, Sendable {
     }
 
     /// Nanoseconds (shown as a latency) rather than a rate or a count.
-    public var isLatency: Bool { self == .stallP99 || self == .callbackP99 || self == .uffdStallP99 }
+    package var isLatency: Bool { self == .stallP99 || self == .callbackP99 || self == .uffdStallP99 }
 
     /// The sparklines of a view's panel.
-    public static func shown(in view: TopViewKind) -> [HistoryMetric] {
+    package static func shown(in view: TopViewKind) -> [HistoryMetric] {
         switch view {
         case .drivers: return [.invalidations, .faults, .stallP99]
         case .mmuNotifier, .subscribers: return [.mmuInvalidations, .notSelf, .callbackP99]
@@ -83,26 +85,26 @@ public enum HistoryMetric: Int, CaseIterable, Sendable {
 /// Per-process and overall histories of the last `capacity` refreshes.
 /// Processes not seen for `capacity` refreshes are forgotten, so memory is
 /// bounded by the processes of the window.
-public struct TopHistory: Sendable {
-    public let capacity: Int
-    public private(set) var all: [RateSeries]
-    public private(set) var perProcess: [UInt32: [RateSeries]] = [:]
+package struct TopHistory: Sendable {
+    package let capacity: Int
+    package private(set) var all: [RateSeries]
+    package private(set) var perProcess: [UInt32: [RateSeries]] = [:]
     private var lastSeen: [UInt32: Int] = [:]
     private var tick = 0
 
-    public init(capacity: Int = 60) {
+    package init(capacity: Int = 60) {
         self.capacity = max(1, capacity)
         all = HistoryMetric.allCases.map { _ in RateSeries(capacity: max(1, capacity)) }
     }
 
     /// Adds one refresh: every metric, of all processes and of each.
-    public mutating func append(_ iv: Interval) {
+    package mutating func append(_ iv: Interval) {
         record(totals: HistoryMetric.totals(iv), processes: iv.processes.map { ($0.pid, HistoryMetric.of($0, in: iv)) })
     }
 
     /// Adds one refresh of the drivers' metrics only (the others record 0):
     /// the totals and the drivers view's rows (unfiltered).
-    public mutating func append(invalidationsPerSec: Double, faultsPerSec: Double, stallP99: Double?, rows: [TopDriverRow]) {
+    package mutating func append(invalidationsPerSec: Double, faultsPerSec: Double, stallP99: Double?, rows: [TopDriverRow]) {
         func metrics(_ inval: Double, _ faults: Double, _ stall: Double?) -> [Double] {
             var m = [Double](repeating: 0, count: HistoryMetric.allCases.count)
             m[HistoryMetric.invalidations.rawValue] = inval
@@ -141,20 +143,20 @@ public struct TopHistory: Sendable {
     }
 
     /// The series of one metric for a process (nil pid: all).
-    public func series(_ m: HistoryMetric, pid: UInt32?) -> RateSeries {
+    package func series(_ m: HistoryMetric, pid: UInt32?) -> RateSeries {
         if let pid { return perProcess[pid]?[m.rawValue] ?? RateSeries(capacity: capacity) }
         return all[m.rawValue]
     }
 }
 
-public enum Sparkline {
+enum Sparkline {
     static let blocks: [Character] = ["▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"]
     static let ascii: [Character] = ["_", ".", "-", "~", "=", "+", "*", "#"]
 
     /// The last `width` values as one character each, scaled to the largest
     /// of them (0 shows as a space, any non-zero value as at least the
     /// lowest block, the largest as the full block). Right-aligned: the newest sample is the last character.
-    public static func render(_ values: [Double], width: Int, unicode: Bool = true) -> String {
+    static func render(_ values: [Double], width: Int, unicode: Bool = true) -> String {
         guard width > 0 else { return "" }
         let tail = values.suffix(width)
         let top = tail.max() ?? 0
