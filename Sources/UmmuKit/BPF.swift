@@ -409,11 +409,11 @@ public struct LoadOptions: Sendable {
     public var events = false
     /// Ring buffer size in bytes (power of two, >= page size).
     public var ringBytes: UInt32 = 1 << 20
-    /// Overrides of map sizes by map name, e.g. ["um_procs": 64].
-    public var mapSizes: [String: UInt32] = [:]
+    /// Overrides of map sizes by map, e.g. [.umProcs: 64].
+    public var mapSizes: [BPFMapName: UInt32] = [:]
 
     public init(filterPID: UInt32 = 0, events: Bool = false, ringBytes: UInt32 = 1 << 20,
-                mapSizes: [String: UInt32] = [:]) {
+                mapSizes: [BPFMapName: UInt32] = [:]) {
         self.filterPID = filterPID
         self.events = events
         self.ringBytes = ringBytes
@@ -486,7 +486,7 @@ public final class BPFObject: @unchecked Sendable {
             if rc != 0 {
                 throw UmmuError(.bpf, "cannot configure the \(id) BPF object: \(UmmuError.errnoText(rc))")
             }
-            if let m = bpf_object__find_map_by_name(obj, "events") {
+            if let m = bpf_object__find_map_by_name(obj, BPFMapName.events.rawValue) {
                 // A ring buffer needs a power-of-two size of at least a page;
                 // without events it stays at that minimum.
                 var size = UInt32(max(4096, options.events ? Int(options.ringBytes) : 0))
@@ -498,7 +498,7 @@ public final class BPFObject: @unchecked Sendable {
         // Sizes of maps this object does not have are for another object;
         // Tracer checks that each name exists somewhere.
         for (name, size) in options.mapSizes {
-            if let m = bpf_object__find_map_by_name(obj, name) { bpf_map__set_max_entries(m, size) }
+            if let m = bpf_object__find_map_by_name(obj, name.rawValue) { bpf_map__set_max_entries(m, size) }
         }
         var p = bpf_object__next_program(obj, nil)
         while let prog = p {
@@ -612,16 +612,16 @@ public final class BPFObject: @unchecked Sendable {
     }
 
     /// The one element of a per-CPU totals array, summed over CPUs.
-    func totals<V: BitwiseCopyable>(_ name: String, as: V.Type) throws -> V {
+    func totals<V: BitwiseCopyable>(_ name: BPFMapName, as: V.Type) throws -> V {
         let all = try map(name).summed([0], as: V.self)
         guard let v = all.first else { throw UmmuError(.bpf, "map \(name) has no element 0") }
         return v
     }
 
-    public func hasMap(_ name: String) -> Bool { maps[name] != nil }
+    public func hasMap(_ name: BPFMapName) -> Bool { maps[name.rawValue] != nil }
 
-    public func map(_ name: String) throws -> BPFMap {
-        guard let m = maps[name] else {
+    public func map(_ name: BPFMapName) throws -> BPFMap {
+        guard let m = maps[name.rawValue] else {
             throw UmmuError(.bpf, "no map \(name) in the \(id) BPF object")
         }
         return try m.get()

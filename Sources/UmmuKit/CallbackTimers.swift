@@ -77,7 +77,7 @@ final class CallbackTimers: @unchecked Sendable {
     func read() throws -> [String: SubscriberCallback] {
         var out: [String: SubscriberCallback] = [:]
         for t in timers.values {
-            let v = try t.object.totals("cb_stats", as: mn_cb.self)
+            let v = try t.object.totals(.cbStats, as: mn_cb.self)
             out[t.function] = SubscriberCallback(name: t.name, function: t.function,
                                                  latency: Histogram(v.start_ns), failed: v.failed)
         }

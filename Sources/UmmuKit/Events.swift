@@ -630,7 +630,7 @@ public final class EventStream: @unchecked Sendable {
             return Unmanaged<Sink>.fromOpaque(ctx).takeUnretainedValue().handler(UnsafeRawPointer(data), size)
         }
         for o in objects {
-            let m = try o.map("events")
+            let m = try o.map(.events)
             if let r = rb {
                 let rc = ring_buffer__add(r, m.fd, cb, context)
                 if rc != 0 { throw UmmuError(.bpf, "cannot add ring buffer: \(UmmuError.errnoText(rc))") }

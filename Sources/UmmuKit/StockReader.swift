@@ -21,7 +21,7 @@ extension Tracer {
                          causes: inout [CauseKey: CauseCounts]) throws -> MMUNotifierTotals {
         var t = MMUNotifierTotals()
         do {
-            let v = try o.totals("mn_totals", as: mn_totals.self)
+            let v = try o.totals(.mnTotals, as: mn_totals.self)
             t.invalidations = cArray(v.inval, count: Reason.count)
             t.invalidatedBytes = cArray(v.bytes, count: Reason.count)
             t.byCause = cArray(v.by_cause, count: CauseKind.count)
@@ -38,10 +38,10 @@ extension Tracer {
             t.startLost = v.start_lost
             t.filtered = v.filtered
         }
-        try o.map("mn_hists").readHistograms(into: &t, [(MN_HIST_START.rawValue, \.startLatency),
+        try o.map(.mnHists).readHistograms(into: &t, [(MN_HIST_START.rawValue, \.startLatency),
                                                         (MN_HIST_END.rawValue, \.endLatency),
                                                         (MN_HIST_SPAN.rawValue, \.spanBytes)])
-        try mergeProcessRows(o, "mn_procs", as: mn_proc.self, comm: \.comm, into: &procs) { row, per in
+        try mergeProcessRows(o, .mnProcs, as: mn_proc.self, comm: \.comm, into: &procs) { row, per in
             let v = per.value
             var p = ProcessMMUNotifier()
             p.startTime = v.start_time
@@ -56,7 +56,7 @@ extension Tracer {
             p.endLatency = Histogram(v.end_ns)
             row.mmuNotifier = p
         }
-        try o.map("mn_causes").withRows(CauseMapKey.self, mn_cause_val.self) { rows in
+        try o.map(.mnCauses).withRows(CauseMapKey.self, mn_cause_val.self) { rows in
             for (k, per) in rows {
                 let v = per.value
                 guard let kind = CauseKind(rawValue: Int(k.kind)) else { continue }
@@ -67,7 +67,7 @@ extension Tracer {
         }
         do {
             // Named after the walk: resolving reads /proc/kallsyms.
-            let rows = try o.map("mn_subs").withRows(SubscriberMapKey.self, mn_sub.self) { rows in
+            let rows = try o.map(.mnSubs).withRows(SubscriberMapKey.self, mn_sub.self) { rows in
                 rows.map { k, per in
                     let v = per.value
                     var r = SubscriberRow()
@@ -98,7 +98,7 @@ extension Tracer {
     func readUserfaultfd(_ o: BPFObject, into procs: inout [UInt32: ProcessRow]) throws -> UserfaultfdTotals {
         var t = UserfaultfdTotals()
         do {
-            let v = try o.totals("uf_totals", as: uf_totals.self)
+            let v = try o.totals(.ufTotals, as: uf_totals.self)
             t.faults = cArray(v.faults, count: UffdKind.count)
             t.outcomes = cArray(v.outcomes, count: UffdOutcome.count)
             t.ops = cArray(v.ops, count: UffdOp.count)
@@ -109,8 +109,8 @@ extension Tracer {
             t.filtered = v.filtered
             t.waiting = waitingFaults(t.faults, t.outcomes)
         }
-        t.stall = try o.map("uf_hists").histograms(UffdKind.allCases.map { UInt32($0.rawValue) })
-        try mergeProcessRows(o, "uf_procs", as: uf_proc.self, comm: \.comm, into: &procs) { row, per in
+        t.stall = try o.map(.ufHists).histograms(UffdKind.allCases.map { UInt32($0.rawValue) })
+        try mergeProcessRows(o, .ufProcs, as: uf_proc.self, comm: \.comm, into: &procs) { row, per in
             let v = per.value
             var p = ProcessUserfaultfd()
             p.startTime = v.start_time
@@ -130,18 +130,18 @@ extension Tracer {
     func maintainStock(gone: (UInt32) -> Bool) -> Int {
         var removed = 0
         if let o = objects[.mmuNotifier] {
-            removed += (try? o.map("mn_procs").deleteRows(UInt32.self, mn_proc.self) { pid, _ in gone(pid) }) ?? 0
+            removed += (try? o.map(.mnProcs).deleteRows(UInt32.self, mn_proc.self) { pid, _ in gone(pid) }) ?? 0
             // A cause row goes with its owner, or with the other process
             // that caused it (kernel threads are keyed by name).
-            removed += (try? o.map("mn_causes").deleteRows(CauseMapKey.self, mn_cause_val.self) { k, _ in
+            removed += (try? o.map(.mnCauses).deleteRows(CauseMapKey.self, mn_cause_val.self) { k, _ in
                 gone(k.owner) || (k.kind == MN_CAUSE_OTHER.rawValue && gone(k.causeTgid))
             }) ?? 0
-            removed += (try? o.map("mn_subs").deleteRows(SubscriberMapKey.self, mn_sub.self) { k, _ in
+            removed += (try? o.map(.mnSubs).deleteRows(SubscriberMapKey.self, mn_sub.self) { k, _ in
                 gone(k.owner)
             }) ?? 0
         }
         if let o = objects[.userfaultfd] {
-            removed += (try? o.map("uf_procs").deleteRows(UInt32.self, uf_proc.self) { pid, _ in gone(pid) }) ?? 0
+            removed += (try? o.map(.ufProcs).deleteRows(UInt32.self, uf_proc.self) { pid, _ in gone(pid) }) ?? 0
         }
         return removed
     }

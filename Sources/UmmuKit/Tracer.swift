@@ -145,7 +145,7 @@ public final class Tracer: @unchecked Sendable {
             snap.userfaultfd = try readUserfaultfd(o, into: &procs)
         }
         for (source, o) in objects {
-            snap.droppedEvents &+= try o.totals("drops", as: UInt64.self)
+            snap.droppedEvents &+= try o.totals(.drops, as: UInt64.self)
             snap.bpf[source] = runStats(o)
         }
         for (pid, row) in procs where row.comm.isEmpty {
@@ -176,7 +176,7 @@ public final class Tracer: @unchecked Sendable {
     func readUmmunotify(_ o: BPFObject, into procs: inout [UInt32: ProcessRow]) throws -> UmmunotifyTotals {
         var t = UmmunotifyTotals()
         do {
-            let v = try o.totals("un_totals", as: un_totals.self)
+            let v = try o.totals(.unTotals, as: un_totals.self)
             t.invalidations = cArray(v.inval, count: Reason.count)
             t.invalidatedBytes = cArray(v.bytes, count: Reason.count)
             t.notifyNoHit = v.notify_nohit
@@ -190,9 +190,9 @@ public final class Tracer: @unchecked Sendable {
             t.contextOverflow = v.ctx_overflow
             t.filtered = v.filtered
         }
-        try o.map("un_hists").readHistograms(into: &t, [(UN_HIST_SPAN.rawValue, \.spanBytes),
+        try o.map(.unHists).readHistograms(into: &t, [(UN_HIST_SPAN.rawValue, \.spanBytes),
                                                         (UN_HIST_READ_BATCH.rawValue, \.readBatch)])
-        try mergeDriverProcessRows(o, "un_procs", as: un_proc.self, startTime: \.start_time, comm: \.comm,
+        try mergeDriverProcessRows(o, .unProcs, as: un_proc.self, startTime: \.start_time, comm: \.comm,
                                    into: &procs) { row, v in
             var p = ProcessUmmunotify()
             p.startTime = v.start_time
@@ -204,7 +204,7 @@ public final class Tracer: @unchecked Sendable {
             p.eventsRead = v.events_read
             row.ummunotify = p
         }
-        try o.map("un_ctxs").withRows(UInt64.self, un_ctx.self) { rows in
+        try o.map(.unCtxs).withRows(UInt64.self, un_ctx.self) { rows in
             for per in rows.lazy.map(\.values) {
                 // Gauges: the CPU's copy with the driver's newest number.
                 let newest = per.max(by: { $0.seq < $1.seq })
@@ -272,7 +272,7 @@ public final class Tracer: @unchecked Sendable {
     func readUmem(_ o: BPFObject, into procs: inout [UInt32: ProcessRow]) throws -> UmemTotals {
         var t = UmemTotals()
         do {
-            let v = try o.totals("um_totals", as: um_totals.self)
+            let v = try o.totals(.umTotals, as: um_totals.self)
             t.faults = v.faults
             t.faultsWaited = v.faults_waited
             t.outcomes = cArray(v.done, count: FaultOutcome.count)
@@ -285,10 +285,10 @@ public final class Tracer: @unchecked Sendable {
             t.areaOverflow = v.area_overflow
             t.filtered = v.filtered
         }
-        try o.map("um_hists").readHistograms(into: &t, [(UM_HIST_SERVICE.rawValue, \.serviceLatency),
+        try o.map(.umHists).readHistograms(into: &t, [(UM_HIST_SERVICE.rawValue, \.serviceLatency),
                                                         (UM_HIST_STALL.rawValue, \.stallLatency),
                                                         (UM_HIST_READ_BATCH.rawValue, \.readBatch)])
-        try mergeDriverProcessRows(o, "um_procs", as: um_proc.self, startTime: \.start_time, comm: \.comm,
+        try mergeDriverProcessRows(o, .umProcs, as: um_proc.self, startTime: \.start_time, comm: \.comm,
                                    into: &procs) { row, v in
             // Per-CPU: every field but comm sums, the histograms too.
             var p = ProcessUmem()
@@ -300,7 +300,7 @@ public final class Tracer: @unchecked Sendable {
             p.stallLatency = Histogram(v.stall)
             row.umem = p
         }
-        try o.map("um_areas").withRows(UInt64.self, um_area.self) { rows in
+        try o.map(.umAreas).withRows(UInt64.self, um_area.self) { rows in
             for v in rows.lazy.map(\.values.value) {
                 t.areas += 1
                 t.pendingRequests &+= v.pending
@@ -320,7 +320,7 @@ public final class Tracer: @unchecked Sendable {
     /// `fill` sets this source's part; a process not named yet takes the
     /// first comm a CPU's copy of the row carries.
     func mergeProcessRows<V: BitwiseCopyable, C>(
-        _ o: BPFObject, _ name: String, as: V.Type, comm: KeyPath<V, C>, into procs: inout [UInt32: ProcessRow],
+        _ o: BPFObject, _ name: BPFMapName, as: V.Type, comm: KeyPath<V, C>, into procs: inout [UInt32: ProcessRow],
         _ fill: (inout ProcessRow, PerCPUValues<V>) -> Void
     ) throws {
         try o.map(name).withRows(UInt32.self, V.self) { rows in
@@ -339,7 +339,7 @@ public final class Tracer: @unchecked Sendable {
     /// CPU, the start time of the process they count: `fill` gets the sum
     /// of the copies of the newest process, and the comm is one of theirs.
     func mergeDriverProcessRows<V: BitwiseCopyable, C>(
-        _ o: BPFObject, _ name: String, as: V.Type, startTime: KeyPath<V, UInt64>, comm: KeyPath<V, C>,
+        _ o: BPFObject, _ name: BPFMapName, as: V.Type, startTime: KeyPath<V, UInt64>, comm: KeyPath<V, C>,
         into procs: inout [UInt32: ProcessRow], _ fill: (inout ProcessRow, V) -> Void
     ) throws {
         guard let startOffset = MemoryLayout<V>.offset(of: startTime) else {
@@ -386,11 +386,11 @@ public final class Tracer: @unchecked Sendable {
         // A map that cannot be read keeps its rows until a later call; the
         // snapshot reports the error.
         if let o = ummunotify {
-            removed += (try? o.map("un_procs").deleteRows(UInt32.self, un_proc.self) { pid, _ in gone(pid) }) ?? 0
+            removed += (try? o.map(.unProcs).deleteRows(UInt32.self, un_proc.self) { pid, _ in gone(pid) }) ?? 0
         }
         removed += maintainStock(gone: gone)
         if let o = umem {
-            removed += (try? o.map("um_procs").deleteRows(UInt32.self, um_proc.self) { pid, _ in gone(pid) }) ?? 0
+            removed += (try? o.map(.umProcs).deleteRows(UInt32.self, um_proc.self) { pid, _ in gone(pid) }) ?? 0
         }
         return removed
     }

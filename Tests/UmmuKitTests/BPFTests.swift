@@ -114,15 +114,15 @@ struct BPFTests {
     @Test func mapLayoutsMatchTheSharedHeader() throws {
         let (_, un) = try load(.ummunotify)
         let (_, um) = try load(.umem)
-        #expect(try un.map("un_totals").valueSize == MemoryLayout<un_totals>.size)
-        #expect(try un.map("un_procs").valueSize == MemoryLayout<un_proc>.size)
-        #expect(try un.map("un_ctxs").valueSize == MemoryLayout<un_ctx>.size)
-        #expect(try un.map("un_hists").valueSize == MemoryLayout<ummu_hist>.size)
-        #expect(try um.map("um_totals").valueSize == MemoryLayout<um_totals>.size)
-        #expect(try um.map("um_procs").valueSize == MemoryLayout<um_proc>.size)
-        #expect(try um.map("um_areas").valueSize == MemoryLayout<um_area>.size)
-        // Nothing pairs events any more.
-        #expect(!um.hasMap("um_pages") && !um.hasMap("um_stalls"))
+        #expect(try un.map(.unTotals).valueSize == MemoryLayout<un_totals>.size)
+        #expect(try un.map(.unProcs).valueSize == MemoryLayout<un_proc>.size)
+        #expect(try un.map(.unCtxs).valueSize == MemoryLayout<un_ctx>.size)
+        #expect(try un.map(.unHists).valueSize == MemoryLayout<ummu_hist>.size)
+        #expect(try um.map(.umTotals).valueSize == MemoryLayout<um_totals>.size)
+        #expect(try um.map(.umProcs).valueSize == MemoryLayout<um_proc>.size)
+        #expect(try um.map(.umAreas).valueSize == MemoryLayout<um_area>.size)
+        // Nothing pairs events any more: umem has exactly BPFObjectID.umem.mapNames
+        // (BPFMapNameTests), no um_pages or um_stalls.
         #expect(MemoryLayout<ummu_event>.size == 96)
         #expect(MemoryLayout<ummu_hist>.size == 66 * 8)
     }
@@ -204,7 +204,7 @@ struct BPFTests {
         let p = try #require(s.processes[me]?.ummunotify)
         // Every CPU's reads of the context moved to the process's row.
         #expect(p.reads == 2 && p.eventsRead == 7 && p.registrationsHeld == 2)
-        #expect(try o.map("un_ctxs").keys(as: UInt64.self) == [11])
+        #expect(try o.map(.unCtxs).keys(as: UInt64.self) == [11])
     }
 
     @Test func gaugesAreTheNewestBySeqAcrossCPUs() throws {
@@ -261,7 +261,7 @@ struct BPFTests {
     }
 
     @Test func processRowsAreBoundedAndOverflowIsCounted() throws {
-        let (t, o) = try load(.ummunotify, LoadOptions(mapSizes: ["un_procs": 4, "un_ctxs": 3]))
+        let (t, o) = try load(.ummunotify, LoadOptions(mapSizes: [.unProcs: 4, .unCtxs: 3]))
         for i in 0..<6 { try notify(o, ctx: UInt64(i), tgid: UInt32(5000 + i)) }
         for i in 0..<5 { try unRead(o, ctx: UInt64(i), events: 1, queued: 0, tgid: UInt32(5000 + i), seq: 1) }
         let s = try t.snapshot()
@@ -281,7 +281,8 @@ struct BPFTests {
         #expect(BPFObject.perCPURows(compiled: 1024, valueSize: 1076, cpus: 4096) == 64)
         let (_, un) = try load(.ummunotify)
         let (_, um) = try load(.umem)
-        for (o, name, compiled) in [(un, "un_procs", 2048), (un, "un_ctxs", 1024), (um, "um_procs", 1024)] {
+        let perCPU: [(BPFObject, BPFMapName, Int)] = [(un, .unProcs, 2048), (un, .unCtxs, 1024), (um, .umProcs, 1024)]
+        for (o, name, compiled) in perCPU {
             let m = try o.map(name)
             #expect(m.isPerCPU)
             #expect(m.maxEntries == Int(BPFObject.perCPURows(compiled: UInt32(compiled), valueSize: m.valueSize,
@@ -290,8 +291,8 @@ struct BPFTests {
                                                                                  64 * possibleCPUs * m.valueSize + 64))
         }
         // An explicit size still wins.
-        let (_, sized) = try load(.umem, LoadOptions(mapSizes: ["um_procs": 7]))
-        #expect(try sized.map("um_procs").maxEntries == 7)
+        let (_, sized) = try load(.umem, LoadOptions(mapSizes: [.umProcs: 7]))
+        #expect(try sized.map(.umProcs).maxEntries == 7)
     }
 
     @Test func serviceAndStallAreTheDriversDurations() throws {
@@ -359,11 +360,11 @@ struct BPFTests {
         m = try #require(s.umem)
         #expect(m.pendingRequests == 1 && m.areas == 1)
         #expect(s.processes[4242]?.umem?.pendingRequests ?? 0 == 0)
-        #expect(try o.map("um_areas").keys(as: UInt64.self) == [8])
+        #expect(try o.map(.umAreas).keys(as: UInt64.self) == [8])
     }
 
     @Test func umemRowsAreBoundedAndOverflowIsCounted() throws {
-        let (t, o) = try load(.umem, LoadOptions(mapSizes: ["um_procs": 1, "um_areas": 2]))
+        let (t, o) = try load(.umem, LoadOptions(mapSizes: [.umProcs: 1, .umAreas: 2]))
         for pg in 0..<8 { try fault(o, pgoff: UInt64(pg)) }
         try fault(o, pgoff: 0, tgid: 4242)  // second process: no row left
         for area in 7...9 { try umRead(o, area: UInt64(area), handed: 1, pending: 0) }  // third area: none

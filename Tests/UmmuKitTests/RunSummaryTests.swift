@@ -78,7 +78,7 @@ struct RunSummaryTests {
     /// the map would overflow after 64; with it every process is listed.
     @Test(.enabled(if: isRoot, rootReason))
     func realMapsStayBoundedOverManyProcesses() throws {
-        let (t, o) = try load(.umem, LoadOptions(mapSizes: ["um_procs": 64]))
+        let (t, o) = try load(.umem, LoadOptions(mapSizes: [.umProcs: 64]))
         var run = RunSummary(start: try t.snapshot())
         var expected: [UInt32: UInt64] = [:]
         for round in 0..<10 {

@@ -74,11 +74,11 @@ struct SnapshotTests {
         let (_, un) = try load(.ummunotify)
         try notify(un)
         // un_totals read through umem's struct: the size differs.
-        let e = #expect(throws: UmmuError.self) { try un.totals("un_totals", as: um_totals.self) }
-        #expect(e?.message.contains("un_totals") == true)
+        let e = #expect(throws: UmmuError.self) { try un.totals(.unTotals, as: um_totals.self) }
+        #expect(e?.message.contains(BPFMapName.unTotals.rawValue) == true)
         #expect(e?.message.contains("\(MemoryLayout<um_totals>.size)") == true)
         // The right struct reads the count.
-        #expect(try un.totals("un_totals", as: un_totals.self).inval.0 == 1)
+        #expect(try un.totals(.unTotals, as: un_totals.self).inval.0 == 1)
     }
 
     @Test func missingMapIsAnErrorNotZeros() throws {
@@ -87,7 +87,7 @@ struct SnapshotTests {
         var procs: [UInt32: ProcessRow] = [:]
         // The ummunotify reader on the umem object: none of its maps exist.
         let e = #expect(throws: UmmuError.self) { try t.readUmmunotify(um, into: &procs) }
-        #expect(e?.message.contains("un_totals") == true)
+        #expect(e?.message.contains(BPFMapName.unTotals.rawValue) == true)
     }
 
     @Test func failedMapReadFailsTheSnapshot() throws {
@@ -95,12 +95,12 @@ struct SnapshotTests {
         try notify(o)
         // The map's fd now names /dev/null: every BPF command on it fails
         // (EINVAL), as a revoked or unreadable map would.
-        let fd = try o.map("un_procs").fd
+        let fd = try o.map(.unProcs).fd
         let null = open("/dev/null", O_RDONLY | O_CLOEXEC)
         try #require(null >= 0 && dup2(null, fd) == fd)
         close(null)
         let e = #expect(throws: UmmuError.self) { try t.snapshot() }
-        #expect(e?.message.contains("un_procs") == true)
+        #expect(e?.message.contains(BPFMapName.unProcs.rawValue) == true)
         #expect(e?.message.contains("Invalid argument") == true)
     }
 
@@ -108,8 +108,8 @@ struct SnapshotTests {
     /// every walk and every snapshot must hold each other row exactly once.
     @Test func walkWhileRowsAreDeletedSeesEveryStableRowOnce() throws {
         let stableCount = 1500, volatileCount = 1500
-        let (t, o) = try load(.umem, LoadOptions(mapSizes: ["um_areas": 4096]))
-        let m = try o.map("um_areas")
+        let (t, o) = try load(.umem, LoadOptions(mapSizes: [.umAreas: 4096]))
+        let m = try o.map(.umAreas)
         let stablePID = { (i: Int) in UInt32(3_000_000 + i) }
         for i in 0..<stableCount {
             var a = um_area()
@@ -157,7 +157,7 @@ struct SnapshotTests {
     /// it (retrying a bucket that did not fit) and the next read reuses it.
     @Test func manyPerCPURowsAreReadExactlyInOneBatchOnceSized() throws {
         let (t, o) = try load(.ummunotify)
-        let m = try o.map("un_procs")
+        let m = try o.map(.unProcs)
         let rows = 2000
         let queued = { (i: Int, cpu: Int) in UInt64(i * 10 + cpu + 1) }
         for i in 0..<rows {
@@ -226,7 +226,7 @@ struct SnapshotTests {
         #expect(failure.value == nil)
 
         // Both CPUs' copies were written.
-        let perCPU = try #require(try un.map("un_totals").lookup(UInt32(0), as: un_totals.self))
+        let perCPU = try #require(try un.map(.unTotals).lookup(UInt32(0), as: un_totals.self))
         #expect(perCPU.count == possibleCPUs)
         #expect(perCPU[c0].inval.0 == 2 && perCPU[c1].inval.0 == 1 && perCPU[c1].inval.3 == 1)
 

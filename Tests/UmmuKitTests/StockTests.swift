@@ -26,24 +26,24 @@ struct StockTests {
     @Test func callbackTimerIsRetargetableAndItsLayoutMatches() throws {
         let cb = try BPFObject.declarations(.mnCallback)
         #expect(Set(cb.programs.values) == ["fentry", "fexit"])
-        #expect(cb.maps["cb_stats"]?.value == MemoryLayout<mn_cb>.size)
+        #expect(cb.maps[map: .cbStats]?.value == MemoryLayout<mn_cb>.size)
     }
 
     @Test func mapLayoutsMatchTheSharedHeader() throws {
         let mn = try BPFObject.declarations(.mmuNotifier).maps
-        #expect(mn["mn_totals"]?.value == MemoryLayout<mn_totals>.size)
-        #expect(mn["mn_procs"]?.value == MemoryLayout<mn_proc>.size)
-        #expect(mn["mn_hists"]?.value == MemoryLayout<ummu_hist>.size)
-        #expect(mn["mn_causes"]?.key == MemoryLayout<mn_cause_key>.size)
+        #expect(mn[map: .mnTotals]?.value == MemoryLayout<mn_totals>.size)
+        #expect(mn[map: .mnProcs]?.value == MemoryLayout<mn_proc>.size)
+        #expect(mn[map: .mnHists]?.value == MemoryLayout<ummu_hist>.size)
+        #expect(mn[map: .mnCauses]?.key == MemoryLayout<mn_cause_key>.size)
         #expect(MemoryLayout<CauseMapKey>.size == MemoryLayout<mn_cause_key>.size)
-        #expect(mn["mn_causes"]?.value == MemoryLayout<mn_cause_val>.size)
-        #expect(mn["mn_subs"]?.key == MemoryLayout<mn_sub_key>.size)
+        #expect(mn[map: .mnCauses]?.value == MemoryLayout<mn_cause_val>.size)
+        #expect(mn[map: .mnSubs]?.key == MemoryLayout<mn_sub_key>.size)
         #expect(MemoryLayout<SubscriberMapKey>.size == MemoryLayout<mn_sub_key>.size)
-        #expect(mn["mn_subs"]?.value == MemoryLayout<mn_sub>.size)
+        #expect(mn[map: .mnSubs]?.value == MemoryLayout<mn_sub>.size)
         let uf = try BPFObject.declarations(.userfaultfd).maps
-        #expect(uf["uf_totals"]?.value == MemoryLayout<uf_totals>.size)
-        #expect(uf["uf_procs"]?.value == MemoryLayout<uf_proc>.size)
-        #expect(uf["uf_hists"]?.value == MemoryLayout<ummu_hist>.size)
+        #expect(uf[map: .ufTotals]?.value == MemoryLayout<uf_totals>.size)
+        #expect(uf[map: .ufProcs]?.value == MemoryLayout<uf_proc>.size)
+        #expect(uf[map: .ufHists]?.value == MemoryLayout<ummu_hist>.size)
         // The enums the model indexes with match the C ones.
         #expect(Int(UF_NR_OPS.rawValue) == UffdOp.count && Int(UF_NR_KINDS.rawValue) == UffdKind.count)
         #expect(Int(UF_NR_OUTCOMES.rawValue) == UffdOutcome.count && Int(MN_NR_CAUSES.rawValue) == CauseKind.count)
@@ -68,9 +68,9 @@ struct StockTests {
             }
         }
         // A map size for a map no loaded object has is a usage error (umem
-        // loads here, unattached).
-        #expect(throws: UmmuError(.usage, "no map named mn_nope in the loaded BPF objects")) {
-            _ = try Tracer(sources: [.umem], required: true, options: LoadOptions(mapSizes: ["mn_nope": 4]),
+        // loads here, unattached; mn_procs is mmu_notifier's).
+        #expect(throws: UmmuError(.usage, "no map named \(BPFMapName.mnProcs.rawValue) in the loaded BPF objects")) {
+            _ = try Tracer(sources: [.umem], required: true, options: LoadOptions(mapSizes: [.mnProcs: 4]),
                            attach: false)
         }
     }

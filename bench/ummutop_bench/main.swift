@@ -86,8 +86,8 @@ do {
 // 1. real maps.
 func fill(_ tracer: Tracer) -> Bool {
     guard let un = tracer.ummunotify, let um = tracer.umem,
-          let unProcs = try? un.map("un_procs"), let unCtxs = try? un.map("un_ctxs"),
-          let umProcs = try? um.map("um_procs"), let umAreas = try? um.map("um_areas") else { return false }
+          let unProcs = try? un.map(.unProcs), let unCtxs = try? un.map(.unCtxs),
+          let umProcs = try? um.map(.umProcs), let umAreas = try? um.map(.umAreas) else { return false }
     let ncpu = unProcs.isPerCPU ? possibleCPUs : 1
     for i in 0..<procs {
         let pid = UInt32(100_000 + i)
@@ -119,8 +119,8 @@ func fill(_ tracer: Tracer) -> Bool {
 
 do {
     // The default map sizes hold 1,000 processes; bigger runs grow them.
-    let sizes: [String: UInt32] = procs <= 1000 ? [:] : ["un_procs": UInt32(max(procs * 2, 1024)), "un_ctxs": UInt32(max(procs * 2, 1024)),
-                 "um_procs": UInt32(max(procs * 2, 1024)), "um_areas": UInt32(max(procs * 2, 1024))]
+    let rows = UInt32(max(procs * 2, 1024))
+    let sizes: [BPFMapName: UInt32] = procs <= 1000 ? [:] : [.unProcs: rows, .unCtxs: rows, .umProcs: rows, .umAreas: rows]
     let tracer = try Tracer(sources: TraceSource.allCases, options: LoadOptions(mapSizes: sizes), attach: false)
     guard fill(tracer) else {
         print("maps: could not fill the maps with \(procs) rows (map sizes?)")

@@ -77,10 +77,10 @@ public let ummuOtherLabel = "other"
 
 /// Names of the bounded BPF maps in `ummu_map_overflow_total{map}`.
 public enum UmmuMapName {
-    public static let ummunotify = ["un_procs", "un_ctxs"]
-    public static let umem = ["um_procs", "um_areas"]
-    public static let mmuNotifier = ["mn_procs", "mn_causes", "mn_subs"]
-    public static let userfaultfd = ["uf_procs"]
+    public static let ummunotify = [BPFMapName.unProcs, .unCtxs].map(\.rawValue)
+    public static let umem = [BPFMapName.umProcs, .umAreas].map(\.rawValue)
+    public static let mmuNotifier = [BPFMapName.mnProcs, .mnCauses, .mnSubs].map(\.rawValue)
+    public static let userfaultfd = [BPFMapName.ufProcs].map(\.rawValue)
 }
 
 public struct UmmuMetricsConfig: Sendable {
@@ -187,7 +187,7 @@ public struct UmmuMetricsState: Sendable {
 
     var programs: [(name: String, stats: BPFRunStats)] = []
     var dropped: UInt64 = 0
-    var overflow: [(map: String, count: UInt64)] = []
+    var overflow: [(map: BPFMapName, count: UInt64)] = []
 
     public init(config: UmmuMetricsConfig = UmmuMetricsConfig()) {
         self.config = config
@@ -242,7 +242,7 @@ public struct UmmuMetricsState: Sendable {
             trackedDelta.add(r)
         }
 
-        var maps: [(String, UInt64)] = []
+        var maps: [(BPFMapName, UInt64)] = []
         if let un = iv.ummunotify {
             unSeen = true
             for i in 0..<Reason.count {
@@ -260,7 +260,7 @@ public struct UmmuMetricsState: Sendable {
                 return (r.pid, r.comm, held)
             }
             unHeldTotal = max(un.registrationsHeld, unHolders.reduce(0) { $0 &+ $1.held })
-            maps += [("un_procs", un.processOverflow), ("un_ctxs", un.contextOverflow)]
+            maps += [(.unProcs, un.processOverflow), (.unCtxs, un.contextOverflow)]
         }
         if let um = iv.umem {
             umSeen = true
@@ -273,7 +273,7 @@ public struct UmmuMetricsState: Sendable {
             umStall = umStall.adding(um.stallLatency)
             umReadOffsets = umReadOffsets.adding(um.readBatch)
             umPending = um.pendingRequests
-            maps += [("um_procs", um.processOverflow), ("um_areas", um.areaOverflow)]
+            maps += [(.umProcs, um.processOverflow), (.umAreas, um.areaOverflow)]
         }
         if let mn = iv.mmuNotifier {
             mnSeen = true
@@ -293,8 +293,8 @@ public struct UmmuMetricsState: Sendable {
             mnFailed &+= mn.failed
             mnReleases &+= mn.releases
             for i in 0..<YoungKind.count { mnYoung[i] &+= mn.young[i] }
-            maps += [("mn_procs", mn.processOverflow), ("mn_causes", mn.causeOverflow),
-                     ("mn_subs", mn.subscriberOverflow)]
+            maps += [(.mnProcs, mn.processOverflow), (.mnCauses, mn.causeOverflow),
+                     (.mnSubs, mn.subscriberOverflow)]
         }
         if let uf = iv.userfaultfd {
             ufSeen = true
@@ -306,7 +306,7 @@ public struct UmmuMetricsState: Sendable {
                 ufOpBytes[i] &+= uf.opBytes[i]
             }
             ufWaiting = uf.waiting
-            maps += [("uf_procs", uf.processOverflow)]
+            maps += [(.ufProcs, uf.processOverflow)]
         }
         for side in TraceSource.allCases {
             guard let d = iv.bpf[side] else { continue }
@@ -416,7 +416,7 @@ public struct UmmuMetricsState: Sendable {
             type: .counter, samples: [PrometheusSample(value: Double(dropped))]))
         out.append(PrometheusFamily(name: UmmuMetricName.mapOverflow,
             help: "Updates lost because a bounded BPF map was full, by map; those counts land in pid=\"other\".",
-            type: .counter, samples: overflow.map { PrometheusSample(labels: [("map", $0.map)], value: Double($0.count)) }))
+            type: .counter, samples: overflow.map { PrometheusSample(labels: [("map", $0.map.rawValue)], value: Double($0.count)) }))
         out.append(PrometheusFamily(name: UmmuMetricName.trackedProcesses,
             help: "Processes with their own pid/comm series now (at most the configured top N).",
             type: .gauge, samples: [PrometheusSample(value: Double(tracked.count))]))
