@@ -172,8 +172,9 @@ static __always_inline void *ummu_lookup_or_init(void *map, const void *key,
  * This CPU's copy of the per-process row of process (tgid, start) in a
  * bounded per-CPU hash map keyed by tgid whose rows begin with a __u64
  * start_time (struct un_proc): inserted zeroed when absent; a copy of
- * another start time (an exited process's whose pid was reused) is zeroed
- * and taken over.  When the current task belongs to the process, the copy
+ * an older start time (an exited process's whose pid was reused) is zeroed
+ * and taken over; an event of an older process than the copy's is not
+ * charged to a process (the totals have it).  When the current task belongs to the process, the copy
  * of the CPU that inserts or takes over the row gets its comm at @comm_off
  * (char[16]).  NULL (and *overflow bumped) when the map is full.
  */
@@ -186,6 +187,13 @@ static __always_inline void *ummu_proc_row(void *map, __u32 tgid, __u64 start,
 
 	if (row && *(__u64 *)row == start)
 		return row;
+	/*
+	 * An exited process's late event (a context's release, a page served
+	 * for a request it queued) after another took its pid: the row is the
+	 * newer one's now, and start times of one pid only grow.
+	 */
+	if (row && start < *(__u64 *)row)
+		return NULL;
 	if (row && !*(__u64 *)row) {
 		/* Zero: this CPU's copy of a row another CPU inserted. */
 		*(__u64 *)row = start;

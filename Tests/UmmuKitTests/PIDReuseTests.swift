@@ -25,20 +25,26 @@ struct PIDReuseTests {
         let before = try #require(try t.snapshot().processes[pid]?.umem)
         #expect(before.startTime == old && before.faults == 3 && before.stallLatency.count == 3)
         #expect(before.pagesOnDemand == 3)
-        // It exits; the new one faults once, on CPU 0 only: CPU 1's copy
+        // It exits; the new one faults 5 times, on CPU 0 only: CPU 1's copy
         // still holds the old process's counts.
-        try f.testRun([7, 9, 1, UInt64(pid), new], onCPU: c0)
-        try done.testRun([7, 9, 0, 7_000, UInt64(pid), new], onCPU: c0)
+        for pg: UInt64 in 10..<15 {
+            try f.testRun([7, pg, 1, UInt64(pid), new], onCPU: c0)
+            try done.testRun([7, pg, 0, 7_000, UInt64(pid), new], onCPU: c0)
+        }
+        // The old process's late event: a page served for a request it
+        // queued. It must not take the row back.
+        try w.testRun([7, 2, 1, 4_000, UInt64(pid), old], onCPU: c0)
         let after = try #require(try t.snapshot().processes[pid]?.umem)
         #expect(after.startTime == new)
-        #expect(after.faults == 1 && after.faultsWaited == 1 && after.pagesOnDemand == 0)
-        #expect(after.stallLatency.count == 1 && after.stallLatency.sum == 7_000)
+        #expect(after.faults == 5 && after.faultsWaited == 5 && after.pagesOnDemand == 0)
+        #expect(after.stallLatency.count == 5 && after.stallLatency.sum == 35_000)
         #expect(after.serviceLatency.count == 0)
-        // Over the interval, the new process's own counts, not a difference.
-        #expect(after.since(before).faults == 1)
-        #expect(after.since(before).stallLatency.count == 1)
+        // Over the interval, the new process's own counts, not a
+        // difference with the old one's (5 - 3).
+        #expect(after.since(before).faults == 5)
+        #expect(after.since(before).stallLatency.count == 5)
         // The totals count both processes.
-        #expect(try t.snapshot().umem?.faults == 4)
+        #expect(try t.snapshot().umem?.faults == 8)
     }
 
     @Test(.enabled(if: allowedCPUs.count >= 2, "needs two CPUs this process may run on"))
@@ -62,12 +68,16 @@ struct PIDReuseTests {
         let reading = try #require(try t.snapshot().processes[pid]?.ummunotify)
         #expect(reading.startTime == new && reading.reads == 1 && reading.eventsRead == 3)
         #expect(reading.totalInvalidations == 0)
-        // Its first invalidation, on CPU 0: CPU 1's copy is still the old one's.
-        try n.testRun([2, p, 0x5000, 0x6000, 0, 1, 1, 1, new], onCPU: c0)
+        // Its first invalidations, on CPU 0: CPU 1's copy is still the old one's.
+        for g: UInt64 in 1...3 { try n.testRun([2, p, 0x5000, 0x6000, 0, 1, 1, g, new], onCPU: c0) }
+        // A context of the old process (its fd outlived it) is released
+        // late, on CPU 0: it must not take the row back.
+        try rd.testRun([3, 4, 0, p, 1, 1, old], onCPU: c0)
+        try rel.testRun([3, p, 1, old], onCPU: c0)
         let after = try #require(try t.snapshot().processes[pid]?.ummunotify)
-        #expect(after.startTime == new && after.totalInvalidations == 1)
-        #expect(after.totalInvalidatedBytes == 0x1000 && after.reads == 1)
-        #expect(after.since(before).totalInvalidations == 1)
-        #expect(try t.snapshot().ummunotify?.invalidations.reduce(0, +) == 3)
+        #expect(after.startTime == new && after.totalInvalidations == 3)
+        #expect(after.totalInvalidatedBytes == 0x3000 && after.reads == 1)
+        #expect(after.since(before).totalInvalidations == 3)
+        #expect(try t.snapshot().ummunotify?.invalidations.reduce(0, +) == 5)
     }
 }
