@@ -126,6 +126,12 @@ int BPF_PROG(um_fault_done, __u64 area_id, __u64 pgoff, __u64 outcome,
 	}
 	if (o < UMMU_UMEM_OUTCOMES)
 		t->done[o]++;
+	/*
+	 * A must_wait fault ends in a wait or at once in an error; one that
+	 * did not have to wait ends served at once (docs/tracepoints.md).
+	 */
+	if (wait_ns || outcome == UMMU_UMEM_ERROR)
+		t->waits_ended++;
 	/* A stall is a wait: 0 says the thread did not wait. */
 	if (wait_ns) {
 		h = hist(UM_HIST_STALL);

@@ -130,6 +130,7 @@ struct un_ctx {
 /* umem_fault_done outcome: 0 served, 1 killed, 2 error, 3 interrupted
  * (kmod/umem_trace.h); 4 counts any other number. */
 #define UMMU_UMEM_OUTCOMES 5
+#define UMMU_UMEM_ERROR 2
 
 /* um_totals: PERCPU_ARRAY[1]. */
 struct um_totals {
@@ -144,6 +145,11 @@ struct um_totals {
 	__u64 proc_overflow;		/* um_procs full */
 	__u64 area_overflow;		/* um_areas full */
 	__u64 filtered;
+	/*
+	 * fault_done of a must_wait fault: it waited (wait_ns > 0) or failed
+	 * at once (error); faults_waited - waits_ended are waiting now.
+	 */
+	__u64 waits_ended;
 };
 
 /* um_hists: PERCPU_ARRAY[UM_NR_HISTS]. */

@@ -1,7 +1,7 @@
 /// NDJSON renderer: one object per interval (schema: docs/ummutrace.schema.json).
 public enum JSONRenderer {
     /// Version of the NDJSON records; bump on an incompatible change.
-    public static let version = 3
+    public static let version = 4
 
     struct Obj {
         var parts: [String] = []
@@ -62,6 +62,7 @@ public enum JSONRenderer {
         o.add("pages_on_demand", t.pagesOnDemand)
         o.add("pages_pushed", t.pagesPushed)
         o.add("pending_requests", t.pendingRequests)
+        o.add("waiting_faults", t.waitingFaults)
         o.add("areas", t.areas)
         o.add("filtered", t.filtered)
         o.add("overflow", raw: "{\"processes\":\(t.processOverflow),\"areas\":\(t.areaOverflow)}")

@@ -140,8 +140,11 @@ public struct UmemTotals: Sendable, Equatable {
     public var processOverflow: UInt64 = 0
     public var areaOverflow: UInt64 = 0
     public var filtered: UInt64 = 0
-    /// Gauges: pending requests after each area's last read; areas seen.
+    /// Gauges: pending requests after each area's last read; areas seen;
+    /// faults waiting for a server now (those that had to wait, minus
+    /// those whose wait or at-once failure ended).
     public var pendingRequests: UInt64 = 0
+    public var waitingFaults: UInt64 = 0
     public var areas: UInt64 = 0
     public var serviceLatency = Histogram()
     public var stallLatency = Histogram()
@@ -174,7 +177,7 @@ public struct UmemTotals: Sendable, Equatable {
 func sameProcess(_ a: UInt64, _ b: UInt64) -> Bool { a == b || a == 0 || b == 0 }
 
 public struct ProcessUmmunotify: Sendable, Equatable {
-    /// The process's start time (ns since boot, from the driver): with the
+    /// The process's start time (CLOCK_MONOTONIC ns, from the driver): with the
     /// pid, its identity; 0 when only its live contexts were seen.
     public var startTime: UInt64 = 0
     public var invalidations = [UInt64](repeating: 0, count: Reason.count)

@@ -71,7 +71,7 @@ public struct TextRenderer: Sendable {
         if let m = i.umem {
             out += "umem (\(secs)s): faults/s \(rate(i, m.faults)) (waited \(rate(i, m.faultsWaited))),"
                 + " pages on demand/s \(rate(i, m.pagesOnDemand)), pushed/s \(rate(i, m.pagesPushed)),"
-                + " reads/s \(rate(i, m.reads)), pending \(m.pendingRequests)\n"
+                + " reads/s \(rate(i, m.reads)), pending \(m.pendingRequests), waiting \(m.waitingFaults)\n"
             out += "  service p50 \(latency(m.serviceLatency.percentile(0.5))) p99 \(latency(m.serviceLatency.percentile(0.99)))"
                 + " \(timeUnit), stall p50 \(latency(m.stallLatency.percentile(0.5)))"
                 + " p99 \(latency(m.stallLatency.percentile(0.99))) \(timeUnit)\n"

@@ -275,6 +275,7 @@ public final class Tracer: @unchecked Sendable {
             let v = try o.totals(.umTotals, as: um_totals.self)
             t.faults = v.faults
             t.faultsWaited = v.faults_waited
+            t.waitingFaults = v.faults_waited > v.waits_ended ? v.faults_waited - v.waits_ended : 0
             t.outcomes = cArray(v.done, count: FaultOutcome.count)
             t.reads = v.reads
             t.offsetsHanded = v.handed

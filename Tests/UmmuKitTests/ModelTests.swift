@@ -222,27 +222,30 @@ struct SchemaTests {
     }
 
     /// Version 3: umem's pairing counters (service_unmatched,
-    /// stall_unmatched, expired, overflow.pages/stalls) are gone.
-    @Test func everyRecordIsVersion3() {
-        #expect(JSONRenderer.version == 3)
-        for l in lines() { #expect(l.hasPrefix("{\"version\":3,\"type\":\""), "\(l.prefix(60))") }
+    /// stall_unmatched, expired, overflow.pages/stalls) are gone; version 4
+    /// added umem's waiting_faults gauge.
+    @Test func everyRecordIsVersion4() {
+        #expect(JSONRenderer.version == 4)
+        for l in lines() { #expect(l.hasPrefix("{\"version\":4,\"type\":\""), "\(l.prefix(60))") }
         let umem = JSONRenderer.interval(sampleInterval())
         for gone in ["service_unmatched", "stall_unmatched", "expired", "\"stalls\""] {
             #expect(!umem.contains(gone))
         }
+        #expect(umem.contains("\"waiting_faults\":"))
     }
 
     @Test func theValidatorRejectsBrokenRecords() {
         let good = JSONRenderer.interval(sampleInterval())
         #expect(validator.validate(line: good).isEmpty)
         let broken = [
-            good.replacingOccurrences(of: "\"version\":3,", with: ""),
-            good.replacingOccurrences(of: "\"version\":3", with: "\"version\":2"),
+            good.replacingOccurrences(of: "\"version\":4,", with: ""),
+            good.replacingOccurrences(of: "\"version\":4", with: "\"version\":3"),
+            good.replacingOccurrences(of: "\"waiting_faults\":0,", with: ""),
             good.replacingOccurrences(of: "\"faults\":10", with: "\"faults\":-1"),
             good.replacingOccurrences(of: "\"reports_queued\":8", with: "\"reports_queued\":\"8\""),
             good.replacingOccurrences(of: "\"dropped_events\":3", with: "\"dropped_events\":3,\"surprise\":1"),
             good.replacingOccurrences(of: "\"unit\":\"ns\"", with: "\"unit\":\"s\""),
-            "{\"version\":3,\"type\":\"event\",\"event\":\"nope\",\"ts_ns\":1,\"cpu\":0,\"pid\":1,\"tid\":1}",
+            "{\"version\":4,\"type\":\"event\",\"event\":\"nope\",\"ts_ns\":1,\"cpu\":0,\"pid\":1,\"tid\":1}",
             "{\"version\":1,\"type\":\"event\",\"event\":\"userfaultfd_op\",\"ts_ns\":1,\"cpu\":0,\"pid\":1,\"tid\":1}",
         ]
         for b in broken {
@@ -493,7 +496,7 @@ struct TextTests {
         EventFormatter(style: .json).append(sampleEvent(.ummunotifyNotify), to: &buf)
         let s = String(decoding: buf.bytes, as: UTF8.self)
         #expect(s == "0.000457   1     181     183 umem_write            area=7 pgoff=181 on_demand=139637976727552 latency=2.5us\n"
-            + "{\"version\":3,\"type\":\"event\",\"event\":\"ummunotify_notify\",\"ts_ns\":123456789,\"cpu\":1,\"pid\":181,\"tid\":183,"
+            + "{\"version\":4,\"type\":\"event\",\"event\":\"ummunotify_notify\",\"ts_ns\":123456789,\"cpu\":1,\"pid\":181,\"tid\":183,"
             + "\"ctx\":7,\"start\":139637976727552,\"end\":139637976739840,\"reason\":3,\"hits\":2,\"queued\":1,\"generation\":9}\n")
     }
 

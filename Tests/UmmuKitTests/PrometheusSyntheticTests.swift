@@ -135,6 +135,9 @@ enum PrometheusSynthetic {
         um.stallLatency = hist([(50_000, 98), (50_000_000, 2)])
         um.readBatch = hist([(1, 100), (8, 20)])
         um.pendingRequests = UInt64(r % 4)
+        // Faults waiting while the server serves on demand: the stuck-server
+        // alert must stay silent.
+        um.waitingFaults = 2
         var snap = Snapshot(monotonicNs: UInt64(r) * 1_000_000_000, wallNs: Int64(r) * 1_000_000_000,
                             ummunotify: un, umem: um, mmuNotifier: mn, userfaultfd: uf,
                             processes: rows, subscribers: subs, droppedEvents: 2,
@@ -184,12 +187,23 @@ enum PrometheusSynthetic {
         pf.waiting = 4
         uf.faults = pf.faults
         uf.waiting = 4
+        // A umem client whose server died: 3 faults entered in round 1 and
+        // wait, no page is ever served (the stuck-server alert must fire;
+        // the stall alert stays silent, as no wait ended).
+        var um = UmemTotals()
+        var pm = ProcessUmem()
+        if r == 1 { pm.faults = 3; pm.faultsWaited = 3 }
+        um.faults = pm.faults
+        um.faultsWaited = pm.faultsWaited
+        um.waitingFaults = 3
+        um.pendingRequests = 3
         let rows: [UInt32: ProcessRow] = [
             5201: ProcessRow(pid: 5201, comm: "qemu-guest", mmuNotifier: pn),
             5202: ProcessRow(pid: 5202, comm: "qemu-dest", userfaultfd: pf),
+            5203: ProcessRow(pid: 5203, comm: "lazy-restore", umem: pm),
         ]
         var snap = Snapshot(monotonicNs: UInt64(r) * 1_000_000_000, wallNs: Int64(r) * 1_000_000_000,
-                            mmuNotifier: mn, userfaultfd: uf, processes: rows,
+                            umem: um, mmuNotifier: mn, userfaultfd: uf, processes: rows,
                             subscribers: [SubscriberKey(ops: 0xffff_ffff_c0a0_1000, owner: 5201, interval: false): kvm],
                             bpf: [.mmuNotifier: BPFRunStats(runTimeNs: 20_000, runCount: 50),
                                   .userfaultfd: BPFRunStats(runTimeNs: 1_000, runCount: 4)])
@@ -252,7 +266,7 @@ struct PrometheusSyntheticTests {
             #expect(text.contains("ummu_ummunotify_invalidations_total{reason=\"unmap\",pid=\"4105\",comm=\"rdma-agent\"} 150\n"))
             // pids 4101, 4102 (not in the top 3) and the 3 lost rows: 3 * (10 + 20 + 3).
             #expect(text.contains("ummu_ummunotify_invalidations_total{reason=\"unmap\",pid=\"other\",comm=\"other\"} 99\n"))
-            #expect(text.contains("ummu_events_dropped_total 6\n"))
+            #expect(text.contains("ummu_umem_waiting_faults 2\n"))
             // The stock sources: pid 4105 has 3 * 6 * 5 MMU-notifier unmaps;
             // other has 4101, 4102 and the 2 lost rows: 3 * (6 + 12 + 2).
             #expect(text.contains("ummu_mmu_notifier_invalidations_total{reason=\"unmap\",pid=\"4105\",comm=\"rdma-agent\"} 90\n"))
@@ -270,6 +284,7 @@ struct PrometheusSyntheticTests {
         if let stuck {
             let s = try promReadFile(stuck.writer.path)
             #expect(s.contains("ummu_userfaultfd_waiting_faults 4\n"))
+            #expect(s.contains("ummu_umem_waiting_faults 3\n"))
             #expect(s.contains("ummu_userfaultfd_ops_total{op=\"copy\"} 0\n"))
         }
     }

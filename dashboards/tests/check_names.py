@@ -6,6 +6,7 @@ TYPE and HELP); the dashboard and the rules use only those families.
 usage: check_names.py DOCS DASHBOARD RULES METRICS_FILE
 """
 
+import os
 import re
 import sys
 
@@ -77,6 +78,19 @@ def main():
         r.check("dashboard has the stock sources' panels", all(w in titles for w in wanted),
                 str([w for w in wanted if w not in titles]))
         by_title = {p.get("title", "").lower(): [t.get("expr", "") for t in p.get("targets", [])] for p in panels}
+        # With several instances selected, a graph must not add them up:
+        # every aggregation of a non-heatmap panel keeps `instance` (a
+        # heatmap draws one distribution: the $instance choice filters it).
+        merged = [t.get("expr", "") for p in panels if p.get("type") != "heatmap" for t in p.get("targets", [])
+                  if re.search(r"\b(sum|max|min|avg|count)\s*\(", t.get("expr", ""))
+                  or any("instance" not in g for g in re.findall(r"\b(?:sum|max|min|avg|count) by \(([^)]*)\)",
+                                                                 t.get("expr", "")))]
+        r.check("graph aggregations keep instance", not merged, str(merged[:3]))
+        # Heatmaps of per-second rates, so that the scrape and rewrite
+        # intervals do not scale the colours.
+        heat_exprs = [t.get("expr", "") for p in panels if p.get("type") == "heatmap" for t in p.get("targets", [])]
+        r.check("heatmaps use rate()", heat_exprs and all("rate(" in e and "increase(" not in e for e in heat_exprs),
+                str(heat_exprs[:2]))
         cb = "ummu_mmu_notifier_callback_seconds_bucket"
         r.check("callback heatmaps select one side each",
                 any('side="start"' in e and cb in e for e in by_title.get("mmu-notifier callback time (start side)", []))
@@ -84,10 +98,10 @@ def main():
                         for e in by_title.get("mmu-notifier callback time (end side)", [])))
         q = by_title.get("mmu-notifier callback time p50 / p99", [])
         r.check("callback p50/p99 are by side",
-                len(q) == 2 and all("histogram_quantile" in e and "by (side, le)" in e for e in q), str(q))
+                len(q) == 2 and all("histogram_quantile" in e and "by (instance, side, le)" in e for e in q), str(q))
         q = by_title.get("userfaultfd stall p50 / p99 by kind", [])
         r.check("userfaultfd stall p50/p99 are by kind",
-                len(q) == 2 and all("histogram_quantile" in e and "by (kind, le)" in e for e in q), str(q))
+                len(q) == 2 and all("histogram_quantile" in e and "by (instance, kind, le)" in e for e in q), str(q))
         heat = [p for p in panels if p.get("type") == "heatmap"]
         r.check("latency heatmaps read pre-bucketed series",
                 len(heat) >= 2 and all(t.get("format") == "heatmap" for p in heat for t in p["targets"]))
@@ -118,8 +132,10 @@ def main():
     r.check("rules use only documented families", used <= set(docs), str(sorted(used - set(docs))))
     r.check("rules use only families the exporter writes", used <= set(written), str(sorted(used - set(written))))
     alerts = {x.get("alert") for _, x in rules}
-    want = {"UmmuStallLatencyP99High", "UmmuEventsDropped", "UmmuExporterStale"}
-    r.check("rules have the stall p99, dropped events and stale alerts", want <= alerts, str(alerts))
+    want = {"UmmuStallLatencyP99High", "UmmuUmemFaultsStuck", "UmmuExporterStale", "UmmuExporterAbsent",
+            "UmmuTextfileScrapeError"}
+    r.check("rules have the umem stall p99 and stuck-server alerts, and the stale, absent and unreadable-file alerts",
+            want <= alerts, str(sorted(want - alerts)))
     want = {"UmmuMMUNotifierCallbackP99High", "UmmuUserfaultfdStallP99High", "UmmuUserfaultfdFaultsStuck"}
     r.check("rules have the callback p99, userfaultfd stall p99 and stuck-handler alerts", want <= alerts,
             str(sorted(want - alerts)))
@@ -130,6 +146,15 @@ def main():
             and not (x.get("labels", {}).get("severity") and x.get("annotations", {}).get("summary")
                      and x.get("annotations", {}).get("description"))]
     r.check("every alert has a severity, a summary and a description", not bare, str(bare))
+    # Runbooks: docs/alerts.md next to docs/metrics.md, a section per alert.
+    runbooks_path = os.path.join(os.path.dirname(docs_path), "alerts.md")
+    anchors = {re.sub(r"[^a-z0-9-]", "", h.strip().lower().replace(" ", "-"))
+               for h in re.findall(r"^#+ (.*)$", open(runbooks_path, encoding="utf-8").read(), re.M)}
+    wrong = [x.get("alert") for _, x in rules if x.get("alert")
+             and x.get("annotations", {}).get("runbook_url") != f"docs/alerts.md#{x['alert'].lower()}"]
+    r.check("every alert's runbook_url is docs/alerts.md#<its name>", not wrong, str(wrong))
+    missing = sorted(x["alert"] for _, x in rules if x.get("alert") and x["alert"].lower() not in anchors)
+    r.check("docs/alerts.md has a section per alert", not missing, str(missing))
     r.finish()
 
 

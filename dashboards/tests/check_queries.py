@@ -17,7 +17,7 @@ SPEC: comma-separated alerts, each `Name` or `Name{label=value,...}`.
 - alerts in --expect-silent: no pending or firing alert of that name (with
   those labels when given) on the server;
 - other alerts: the expression without its top-level threshold comparison
-  (the signal) returns data; for `A > x and on (l) B == y` each operand's
+  (the signal; for `absent(A)`, A) returns data; for `A > x and on (l) B == y` each operand's
   signal (A, B) must;
 - every rule the server loaded is healthy (evaluated without error).
 
@@ -73,7 +73,11 @@ def substitute(expr, args):
 
 
 def signal_of(expr):
-    """`A > 0.01` -> `A`: the expression without a trailing top-level comparison."""
+    """`A > 0.01` -> `A`: the expression without a trailing top-level
+    comparison; `absent(A)` -> `A` (present, so that absent() is empty)."""
+    a = re.match(r"^absent\((.*)\)$", expr.strip(), re.S)
+    if a:
+        return a.group(1)
     m = re.match(r"^(.*?)\s*(>|<|>=|<=|==|!=)\s*(bool\s+)?[-+]?[0-9.eE+-]+\s*$", expr.strip(), re.S)
     return m.group(1) if m else expr
 

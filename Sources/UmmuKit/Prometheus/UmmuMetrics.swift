@@ -40,6 +40,7 @@ public enum UmmuMetricName {
     public static let stallLatency = "ummu_umem_stall_latency_seconds"
     public static let readOffsets = "ummu_umem_read_offsets"
     public static let pendingRequests = "ummu_umem_pending_requests"
+    public static let waitingFaults = "ummu_umem_waiting_faults"
     public static let mnInvalidations = "ummu_mmu_notifier_invalidations_total"
     public static let mnInvalidatedBytes = "ummu_mmu_notifier_invalidated_bytes_total"
     public static let mnCauses = "ummu_mmu_notifier_invalidations_by_cause_total"
@@ -57,18 +58,17 @@ public enum UmmuMetricName {
     public static let ufWaiting = "ummu_userfaultfd_waiting_faults"
     public static let bpfRunTime = "ummu_bpf_run_time_seconds_total"
     public static let bpfRunCount = "ummu_bpf_run_count_total"
-    public static let eventsDropped = "ummu_events_dropped_total"
     public static let mapOverflow = "ummu_map_overflow_total"
     public static let trackedProcesses = "ummu_exporter_tracked_processes"
     public static let lastWrite = "ummu_exporter_last_write_timestamp_seconds"
 
     public static let all: [String] = [
         invalidations, invalidatedBytes, reports, registrations, readEvents, invalidationSpan,
-        faults, pagesServed, serviceLatency, stallLatency, readOffsets, pendingRequests,
+        faults, pagesServed, serviceLatency, stallLatency, readOffsets, pendingRequests, waitingFaults,
         mnInvalidations, mnInvalidatedBytes, mnCauses, mnSubscriberInvalidations, mnCallbacks,
         mnSubscriberCallbacks, mnFailed,
         mnReleases, mnYoung, ufFaults, ufOutcomes, ufStall, ufOps, ufResolvedBytes, ufWaiting,
-        bpfRunTime, bpfRunCount, eventsDropped, mapOverflow, trackedProcesses, lastWrite,
+        bpfRunTime, bpfRunCount, mapOverflow, trackedProcesses, lastWrite,
     ]
 }
 
@@ -168,6 +168,7 @@ public struct UmmuMetricsState: Sendable {
     var umStall = Histogram()
     var umReadOffsets = Histogram()
     var umPending: UInt64 = 0
+    var umWaiting: UInt64 = 0
 
     var mnSeen = false
     var mnSubscribers: [String: [UInt64]] = [:]  // subscriber name -> invalidations by reason
@@ -186,7 +187,6 @@ public struct UmmuMetricsState: Sendable {
     var ufWaiting: UInt64 = 0
 
     var programs: [(name: String, stats: BPFRunStats)] = []
-    var dropped: UInt64 = 0
     var overflow: [(map: BPFMapName, count: UInt64)] = []
 
     public init(config: UmmuMetricsConfig = UmmuMetricsConfig()) {
@@ -273,6 +273,7 @@ public struct UmmuMetricsState: Sendable {
             umStall = umStall.adding(um.stallLatency)
             umReadOffsets = umReadOffsets.adding(um.readBatch)
             umPending = um.pendingRequests
+            umWaiting = um.waitingFaults
             maps += [(.umProcs, um.processOverflow), (.umAreas, um.areaOverflow)]
         }
         if let mn = iv.mmuNotifier {
@@ -317,7 +318,6 @@ public struct UmmuMetricsState: Sendable {
                 programs.append((side.rawValue, d))
             }
         }
-        dropped &+= iv.droppedEvents
         for (map, n) in maps {
             if let i = overflow.firstIndex(where: { $0.map == map }) {
                 overflow[i].count &+= n
@@ -398,8 +398,11 @@ public struct UmmuMetricsState: Sendable {
                 help: "Page offsets handed to the server per read() of a umem area.",
                 type: .histogram, samples: umReadOffsets.prometheusSamples(divisor: 1, maxSlot: 16)))
             out.append(PrometheusFamily(name: UmmuMetricName.pendingRequests,
-                help: "Fault requests not yet handed to a server, all areas, at the end of the interval.",
+                help: "Fault requests not yet handed to a server, all areas, as of each area's last server read.",
                 type: .gauge, samples: [PrometheusSample(value: Double(umPending))]))
+            out.append(PrometheusFamily(name: UmmuMetricName.waitingFaults,
+                help: "Faults waiting for a umem server now, all areas (a hung server leaves them waiting).",
+                type: .gauge, samples: [PrometheusSample(value: Double(umWaiting))]))
         }
         if mnSeen { out += mmuNotifierFamilies(procs) }
         if ufSeen { out += userfaultfdFamilies(procs) }
@@ -411,9 +414,6 @@ public struct UmmuMetricsState: Sendable {
                 help: "Runs of each ummu BPF program (ummutrace --bpf-stats).",
                 type: .counter, samples: programs.map { PrometheusSample(labels: [("prog", $0.name)], value: Double($0.stats.runCount)) }))
         }
-        out.append(PrometheusFamily(name: UmmuMetricName.eventsDropped,
-            help: "Per-event records dropped because the BPF ring buffer was full.",
-            type: .counter, samples: [PrometheusSample(value: Double(dropped))]))
         out.append(PrometheusFamily(name: UmmuMetricName.mapOverflow,
             help: "Updates lost because a bounded BPF map was full, by map; those counts land in pid=\"other\".",
             type: .counter, samples: overflow.map { PrometheusSample(labels: [("map", $0.map.rawValue)], value: Double($0.count)) }))
