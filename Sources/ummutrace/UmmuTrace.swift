@@ -58,6 +58,9 @@ struct UmmuTrace: ParsableCommand {
     @Option(help: "With --metrics-file: processes with their own series; the rest are pid=\"other\".")
     var metricsTop: Int = 10
 
+    @Flag(help: "With --metrics-file: per-process series labelled by comm only (processes of one name share a series; a restarted process continues its series), for fewer series where pids churn.")
+    var metricsWithoutPid = false
+
     func validate() throws {
         if let interval, !(interval > 0 && interval <= 86_400) {
             throw ValidationError("interval must be between 0 and 86400 seconds")
@@ -77,6 +80,9 @@ struct UmmuTrace: ParsableCommand {
             throw ValidationError("--metrics-file cannot be combined with --events or --json")
         }
         if metricsTop < 0 || metricsTop > 1000 { throw ValidationError("--metrics-top must be 0..1000") }
+        if metricsWithoutPid && metricsFile == nil {
+            throw ValidationError("--metrics-without-pid goes with --metrics-file")
+        }
     }
 
     func run() throws {
@@ -88,7 +94,8 @@ struct UmmuTrace: ParsableCommand {
         // The metrics file's directory first: a wrong path is one clear line
         // even without privileges.
         let exporter = try metricsFile.map {
-            try UmmuMetricsExporter(path: $0, config: UmmuMetricsConfig(topN: metricsTop, bpfStats: bpfStats))
+            try UmmuMetricsExporter(path: $0, config: UmmuMetricsConfig(topN: metricsTop, bpfStats: bpfStats,
+                                                                        pidLabel: !metricsWithoutPid))
         }
         try sources.check()
         // Opt-in, as in ebpf_exporter: CAP_BPF and CAP_PERFMON suffice without it.

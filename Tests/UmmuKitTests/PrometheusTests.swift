@@ -193,6 +193,46 @@ struct PrometheusMetricsStateTests {
         #expect(Self.value(f, UmmuMetricName.registrations, ["pid": "7"]) == nil)
     }
 
+    /// The registrations gauge follows the tracked processes: a holder
+    /// keeps its series while a bigger one comes and goes, instead of the
+    /// series following the ranking at every write.
+    @Test func registrationsSeriesDoNotChurnWithTheRanking() {
+        var st = UmmuMetricsState(config: UmmuMetricsConfig(topN: 1))
+        func holder(_ pid: UInt32, _ comm: String, _ held: UInt64) -> ProcessRow {
+            var u = ProcessUmmunotify()
+            u.registrationsHeld = held
+            return ProcessRow(pid: pid, comm: comm, ummunotify: u)
+        }
+        st.ingest(Self.interval([holder(7, "x", 9), holder(8, "y", 3)], held: 12))
+        #expect(Self.value(st.families(now: 1), UmmuMetricName.registrations, ["pid": "7"]) == 9)
+        // y now holds more than x, for one interval, then less again.
+        st.ingest(Self.interval([holder(7, "x", 9), holder(8, "y", 20)], held: 29))
+        var f = st.families(now: 2)
+        #expect(Self.value(f, UmmuMetricName.registrations, ["pid": "7"]) == 9)
+        #expect(Self.value(f, UmmuMetricName.registrations, ["pid": "8"]) == nil)
+        #expect(Self.value(f, UmmuMetricName.registrations, ["pid": "other"]) == 20)
+        st.ingest(Self.interval([holder(7, "x", 9), holder(8, "y", 3)], held: 12))
+        f = st.families(now: 3)
+        #expect(Self.value(f, UmmuMetricName.registrations, ["pid": "7"]) == 9)
+        #expect(Self.value(f, UmmuMetricName.registrations, ["pid": "other"]) == 3)
+    }
+
+    /// --metrics-without-pid: a series per comm, no pid label anywhere.
+    @Test func withoutPidLabelsProcessesOfOneNameShareASeries() {
+        var st = UmmuMetricsState(config: UmmuMetricsConfig(topN: 2, pidLabel: false))
+        st.ingest(Self.interval([Self.row(101, "worker", unmap: 5), Self.row(102, "worker", unmap: 3),
+                                 Self.row(103, "db", unmap: 1), Self.row(104, "cron", unmap: 1)]))
+        // A worker restarted under a new pid continues the series.
+        st.ingest(Self.interval([Self.row(205, "worker", unmap: 2)]))
+        let f = st.families(now: 2)
+        #expect(Self.value(f, UmmuMetricName.invalidations, ["comm": "worker", "reason": "unmap"]) == 10)
+        #expect(Self.value(f, UmmuMetricName.invalidations, ["comm": "db"]) == 1)
+        #expect(Self.value(f, UmmuMetricName.invalidations, ["comm": "other"]) == 1)
+        let labelled = f.flatMap(\.samples).filter { $0.labels.contains { $0.name == "pid" } }
+        #expect(labelled.isEmpty, "\(labelled.prefix(2))")
+        #expect(Self.value(f, UmmuMetricName.trackedProcesses, [:]) == 2)
+    }
+
     @Test func sidesNotLoadedWriteNoFamilies() throws {
         var st = UmmuMetricsState()
         st.ingest(Interval(from: Snapshot(), to: Snapshot()))

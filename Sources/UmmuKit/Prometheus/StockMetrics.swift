@@ -64,7 +64,7 @@ extension UmmuMetricsState {
             help: "userfaultfd faults, by kind (missing, wp, minor) and faulting process.",
             type: .counter)
         for (labels, s) in procs {
-            for k in UffdKind.allCases where s.ufFaults[k.rawValue] > 0 || labels[0].value == ummuOtherLabel {
+            for k in UffdKind.allCases where s.ufFaults[k.rawValue] > 0 || labels.last?.value == ummuOtherLabel {
                 faults.samples.append(PrometheusSample(labels: [("kind", k.name)] + labels,
                                                        value: Double(s.ufFaults[k.rawValue])))
             }

@@ -91,11 +91,16 @@ public struct UmmuMetricsConfig: Sendable {
     /// The kernel's BPF statistics are on (ummutrace --bpf-stats): write
     /// ummu_bpf_run_*. Without them the families are absent, not zero.
     public var bpfStats: Bool
+    /// Per-process series carry a `pid` label. Without it a series is a
+    /// command name (`comm`): the processes of one name share it, and a
+    /// restarted process continues its series instead of starting one.
+    public var pidLabel: Bool
 
-    public init(topN: Int = 10, evictAfterIdleIntervals: Int = 10, bpfStats: Bool = false) {
+    public init(topN: Int = 10, evictAfterIdleIntervals: Int = 10, bpfStats: Bool = false, pidLabel: Bool = true) {
         self.topN = max(0, topN)
         self.evictAfterIdleIntervals = max(1, evictAfterIdleIntervals)
         self.bpfStats = bpfStats
+        self.pidLabel = pidLabel
     }
 }
 
@@ -196,9 +201,27 @@ public struct UmmuMetricsState: Sendable {
     /// Number of processes with their own series now.
     public var trackedCount: Int { tracked.count }
 
+    /// A process counts as active while it has events, or holds ummunotify
+    /// registrations (so that its registrations series keeps its slot).
     static func activity(_ r: ProcessRow) -> UInt64 {
-        (r.ummunotify?.totalInvalidations ?? 0) &+ (r.umem?.faults ?? 0)
+        (r.ummunotify?.totalInvalidations ?? 0) &+ (r.ummunotify?.registrationsHeld ?? 0) &+ (r.umem?.faults ?? 0)
             &+ (r.mmuNotifier?.totalInvalidations ?? 0) &+ (r.userfaultfd?.totalFaults ?? 0)
+    }
+
+    /// The series a process row goes to: its pid and comm, or its comm
+    /// alone without the pid label.
+    func key(_ r: ProcessRow) -> ProcessKey {
+        ProcessKey(pid: config.pidLabel ? r.pid : 0, comm: r.comm)
+    }
+
+    /// A series' process labels.
+    func labels(_ k: ProcessKey) -> [(name: String, value: String)] {
+        config.pidLabel ? [("pid", String(k.pid)), ("comm", k.comm)] : [("comm", k.comm)]
+    }
+
+    /// The aggregate series' process labels.
+    var otherLabels: [(name: String, value: String)] {
+        config.pidLabel ? [("pid", ummuOtherLabel), ("comm", ummuOtherLabel)] : [("comm", ummuOtherLabel)]
     }
 
     public mutating func ingest(_ iv: Interval) {
@@ -206,13 +229,14 @@ public struct UmmuMetricsState: Sendable {
         let rows = iv.processes
 
         // Admit newcomers, busiest first, into free or long-idle slots.
-        let candidates = rows.filter { tracked[ProcessKey(pid: $0.pid, comm: $0.comm)] == nil && Self.activity($0) > 0 }
+        let candidates = rows.filter { tracked[key($0)] == nil && Self.activity($0) > 0 }
             .sorted { a, b in
                 let x = Self.activity(a), y = Self.activity(b)
                 return x != y ? x > y : (a.pid != b.pid ? a.pid < b.pid : a.comm < b.comm)
             }
         for r in candidates {
-            let k = ProcessKey(pid: r.pid, comm: r.comm)
+            let k = key(r)
+            if tracked[k] != nil { continue }  // another process of its name, without pid labels
             // Admitted now counts as active now: a quieter candidate of the
             // same interval must not evict it as idle.
             var admitted = Series()
@@ -234,7 +258,7 @@ public struct UmmuMetricsState: Sendable {
         // Credit tracked processes; the rest of the totals goes to other.
         var trackedDelta = Series()
         for r in rows {
-            let k = ProcessKey(pid: r.pid, comm: r.comm)
+            let k = key(r)
             guard var s = tracked[k] else { continue }
             s.add(r)
             if Self.activity(r) > 0 { s.lastActive = interval }
@@ -255,11 +279,18 @@ public struct UmmuMetricsState: Sendable {
             unMerged &+= un.reportsMerged
             unReadEvents = unReadEvents.adding(un.readBatch)
             unSpan = unSpan.adding(un.spanBytes)
-            unHolders = rows.compactMap { r in
-                guard let held = r.ummunotify?.registrationsHeld, held > 0 else { return nil }
-                return (r.pid, r.comm, held)
+            // Holders with their own series: the tracked processes (slots
+            // change hands only after 10 idle intervals, and holding counts
+            // as activity), so the series do not churn with the ranking.
+            var held: [ProcessKey: UInt64] = [:]
+            var allHeld: UInt64 = 0
+            for r in rows {
+                guard let h = r.ummunotify?.registrationsHeld, h > 0 else { continue }
+                allHeld &+= h
+                if tracked[key(r)] != nil { held[key(r), default: 0] &+= h }
             }
-            unHeldTotal = max(un.registrationsHeld, unHolders.reduce(0) { $0 &+ $1.held })
+            unHolders = held.map { ($0.key.pid, $0.key.comm, $0.value) }
+            unHeldTotal = max(un.registrationsHeld, allHeld)
             maps += [(.unProcs, un.processOverflow), (.unCtxs, un.contextOverflow)]
         }
         if let um = iv.umem {
@@ -333,8 +364,8 @@ public struct UmmuMetricsState: Sendable {
         typealias L = [(name: String, value: String)]
         // Tracked processes in a stable order (pid, comm), then other.
         let rows = tracked.sorted { $0.key.pid != $1.key.pid ? $0.key.pid < $1.key.pid : $0.key.comm < $1.key.comm }
-        var procs: [(labels: L, series: Series)] = rows.map { ([("pid", String($0.key.pid)), ("comm", $0.key.comm)], $0.value) }
-        procs.append(([("pid", ummuOtherLabel), ("comm", ummuOtherLabel)], other))
+        var procs: [(labels: L, series: Series)] = rows.map { (labels($0.key), $0.value) }
+        procs.append((otherLabels, other))
 
         var out: [PrometheusFamily] = []
         if unSeen {
@@ -356,15 +387,16 @@ public struct UmmuMetricsState: Sendable {
             var reg = PrometheusFamily(name: UmmuMetricName.registrations,
                 help: "Ranges registered with ummunotify and held now, by process (top N, the rest under pid=\"other\").",
                 type: .gauge)
-            let holders = unHolders.sorted { $0.held != $1.held ? $0.held > $1.held : $0.pid < $1.pid }
+            let holders = unHolders.sorted { $0.pid != $1.pid ? $0.pid < $1.pid : $0.comm < $1.comm }
             var shown: UInt64 = 0
-            for h in holders.prefix(config.topN) {
-                reg.samples.append(PrometheusSample(labels: [("pid", String(h.pid)), ("comm", h.comm)], value: Double(h.held)))
+            for h in holders {
+                reg.samples.append(PrometheusSample(labels: labels(ProcessKey(pid: h.pid, comm: h.comm)),
+                                                    value: Double(h.held)))
                 shown &+= h.held
             }
             // Everyone else, including holders the BPF maps could not keep a row for.
             let rest = Self.monus(unHeldTotal, shown)
-            reg.samples.append(PrometheusSample(labels: [("pid", ummuOtherLabel), ("comm", ummuOtherLabel)], value: Double(rest)))
+            reg.samples.append(PrometheusSample(labels: otherLabels, value: Double(rest)))
             out.append(reg)
             out.append(PrometheusFamily(name: UmmuMetricName.readEvents,
                 help: "Events returned per read() of /dev/ummunotify.",
@@ -377,7 +409,7 @@ public struct UmmuMetricsState: Sendable {
             var faults = PrometheusFamily(name: UmmuMetricName.faults,
                 help: "Page faults on umem areas, by process; waited=\"true\" when the faulting thread had to wait for the server.",
                 type: .counter)
-            for (labels, s) in procs where s.faultsWaited > 0 || s.faultsNoWait > 0 || labels[0].value == ummuOtherLabel {
+            for (labels, s) in procs where s.faultsWaited > 0 || s.faultsNoWait > 0 || labels.last?.value == ummuOtherLabel {
                 faults.samples.append(PrometheusSample(labels: labels + [("waited", "true")], value: Double(s.faultsWaited)))
                 faults.samples.append(PrometheusSample(labels: labels + [("waited", "false")], value: Double(s.faultsNoWait)))
             }
