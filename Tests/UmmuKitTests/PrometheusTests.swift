@@ -116,6 +116,12 @@ struct PrometheusMetricsStateTests {
         return ProcessRow(pid: pid, comm: comm, ummunotify: u, umem: m)
     }
 
+    static func holder(_ pid: UInt32, _ comm: String, _ held: UInt64) -> ProcessRow {
+        var u = ProcessUmmunotify()
+        u.registrationsHeld = held
+        return ProcessRow(pid: pid, comm: comm, ummunotify: u)
+    }
+
     /// An interval whose totals are the rows' sums plus `lost` unmap
     /// invalidations of processes without a row.
     static func interval(_ rows: [ProcessRow], lost: UInt64 = 0, held: UInt64 = 0) -> Interval {
@@ -180,13 +186,8 @@ struct PrometheusMetricsStateTests {
 
     @Test func registrationsGaugeIsTopNPlusOther() {
         var st = UmmuMetricsState(config: UmmuMetricsConfig(topN: 1))
-        func holder(_ pid: UInt32, _ comm: String, _ held: UInt64) -> ProcessRow {
-            var u = ProcessUmmunotify()
-            u.registrationsHeld = held
-            return ProcessRow(pid: pid, comm: comm, ummunotify: u)
-        }
         // 13 held in rows, 2 more by processes the maps had no room for.
-        st.ingest(Self.interval([holder(7, "x", 3), holder(8, "y", 9), holder(9, "z", 1)], held: 15))
+        st.ingest(Self.interval([Self.holder(7, "x", 3), Self.holder(8, "y", 9), Self.holder(9, "z", 1)], held: 15))
         let f = st.families(now: 1)
         #expect(Self.value(f, UmmuMetricName.registrations, ["pid": "8"]) == 9)
         #expect(Self.value(f, UmmuMetricName.registrations, ["pid": "other"]) == 6)
@@ -198,20 +199,15 @@ struct PrometheusMetricsStateTests {
     /// series following the ranking at every write.
     @Test func registrationsSeriesDoNotChurnWithTheRanking() {
         var st = UmmuMetricsState(config: UmmuMetricsConfig(topN: 1))
-        func holder(_ pid: UInt32, _ comm: String, _ held: UInt64) -> ProcessRow {
-            var u = ProcessUmmunotify()
-            u.registrationsHeld = held
-            return ProcessRow(pid: pid, comm: comm, ummunotify: u)
-        }
-        st.ingest(Self.interval([holder(7, "x", 9), holder(8, "y", 3)], held: 12))
+        st.ingest(Self.interval([Self.holder(7, "x", 9), Self.holder(8, "y", 3)], held: 12))
         #expect(Self.value(st.families(now: 1), UmmuMetricName.registrations, ["pid": "7"]) == 9)
         // y now holds more than x, for one interval, then less again.
-        st.ingest(Self.interval([holder(7, "x", 9), holder(8, "y", 20)], held: 29))
+        st.ingest(Self.interval([Self.holder(7, "x", 9), Self.holder(8, "y", 20)], held: 29))
         var f = st.families(now: 2)
         #expect(Self.value(f, UmmuMetricName.registrations, ["pid": "7"]) == 9)
         #expect(Self.value(f, UmmuMetricName.registrations, ["pid": "8"]) == nil)
         #expect(Self.value(f, UmmuMetricName.registrations, ["pid": "other"]) == 20)
-        st.ingest(Self.interval([holder(7, "x", 9), holder(8, "y", 3)], held: 12))
+        st.ingest(Self.interval([Self.holder(7, "x", 9), Self.holder(8, "y", 3)], held: 12))
         f = st.families(now: 3)
         #expect(Self.value(f, UmmuMetricName.registrations, ["pid": "7"]) == 9)
         #expect(Self.value(f, UmmuMetricName.registrations, ["pid": "other"]) == 3)
