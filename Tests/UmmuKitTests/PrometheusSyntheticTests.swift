@@ -66,6 +66,9 @@ enum PrometheusSynthetic {
             var pm = ProcessUmem()
             pm.faults = 20 * k
             pm.faultsWaited = 5 * k
+            // Of the totals' latencies below, the busiest process has 40
+            // stalls and 30 start-side callbacks of its own each round.
+            if p.pid == 4105 { pm.stallLatency = hist([(50_000, 40)]) }
             for j in 0..<Reason.count {
                 un.invalidations[j] += pu.invalidations[j]
                 un.invalidatedBytes[j] += pu.invalidatedBytes[j]
@@ -79,6 +82,7 @@ enum PrometheusSynthetic {
             pn.invalidations = [6 * k, k, 2 * k, 0, 0, 0, k, 0, 0]
             pn.invalidatedBytes = pn.invalidations.map { $0 * 16384 }
             pn.byCause = [6 * k, 2 * k, 2 * k]
+            if p.pid == 4105 { pn.startLatency = hist([(2_000, 30)]) }
             // userfaultfd: missing 8k, wp 3k, minor k.
             var pf = ProcessUserfaultfd()
             pf.faults = [8 * k, 3 * k, k]
@@ -274,7 +278,12 @@ struct PrometheusSyntheticTests {
             #expect(text.contains("ummu_mmu_notifier_invalidations_by_cause_total{cause=\"kthread\",pid=\"other\",comm=\"other\"} 24\n"))
             // Subscriber series sum over processes: ummunotify of 4103 and 4105, 3 * (18 + 30).
             #expect(text.contains("ummu_mmu_notifier_subscriber_invalidations_total{subscriber=\"ummunotify\",reason=\"unmap\"} 144\n"))
-            #expect(text.contains("ummu_mmu_notifier_callback_seconds_count{side=\"start\"} 300\n"))
+            // Latencies by process: 4105's own, the rest of the totals in other.
+            #expect(text.contains("ummu_mmu_notifier_callback_seconds_count{side=\"start\",pid=\"4105\",comm=\"rdma-agent\"} 90\n"))
+            #expect(text.contains("ummu_mmu_notifier_callback_seconds_count{side=\"start\",pid=\"other\",comm=\"other\"} 210\n"))
+            #expect(text.contains("ummu_umem_stall_latency_seconds_count{pid=\"4105\",comm=\"rdma-agent\"} 120\n"))
+            #expect(text.contains("ummu_umem_stall_latency_seconds_count{pid=\"other\",comm=\"other\"} 180\n"))
+            #expect(!text.contains("ummu_umem_stall_latency_seconds_count{pid=\"4103\""))
             #expect(text.contains("ummu_mmu_notifier_subscriber_callback_seconds_count{subscriber=\"gru\"} 120\n"))
             #expect(text.contains("ummu_userfaultfd_faults_total{kind=\"missing\",pid=\"4105\",comm=\"rdma-agent\"} 120\n"))
             #expect(text.contains("ummu_userfaultfd_stall_seconds_bucket{kind=\"missing\",le=\"0.033554431\"} 300\n"))

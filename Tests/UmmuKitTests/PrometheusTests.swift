@@ -371,10 +371,13 @@ struct PrometheusStockFamiliesTests {
         st.ingest(PrometheusSynthetic.interval(round: 1))
         let f = st.families(now: 1)
         let cb = Self.samples(f, UmmuMetricName.mnCallbacks, suffix: "_count")
-        #expect(cb.map { $0.labels.map { $0.value } } == [["start"], ["end"]])
-        #expect(cb.map(\.value) == [100, 100])
-        // Fixed bucket set: slots 0..36 and +Inf, per side.
-        #expect(Self.samples(f, UmmuMetricName.mnCallbacks, suffix: "_bucket").count == 2 * 38)
+        // By side, then by process: 4105's own start-side callbacks; the
+        // rest of the totals, and the end side nobody else has, in other.
+        #expect(cb.map { $0.labels.map { $0.value } }
+            == [["start", "4105", "rdma-agent"], ["start", "other", "other"], ["end", "other", "other"]])
+        #expect(cb.map(\.value) == [30, 70, 100])
+        // Fixed bucket set: slots 0..36 and +Inf, per side and process.
+        #expect(Self.samples(f, UmmuMetricName.mnCallbacks, suffix: "_bucket").count == 3 * 38)
         // Per subscriber whose callback is timed, by name, no pid.
         let sub = Self.samples(f, UmmuMetricName.mnSubscriberCallbacks, suffix: "_count")
         #expect(sub.map { $0.labels.map { $0.name + "=" + $0.value } } == [["subscriber=gru"], ["subscriber=kvm"]])

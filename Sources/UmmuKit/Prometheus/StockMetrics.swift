@@ -33,10 +33,10 @@ extension UmmuMetricsState {
             }
         }
         var callbacks = PrometheusFamily(name: UmmuMetricName.mnCallbacks,
-            help: "Time the subscribers' callbacks held an invalidating thread: side=\"start\" (invalidate_range_start) or \"end\".",
+            help: "Time the subscribers' callbacks held an invalidating thread: side=\"start\" (invalidate_range_start) or \"end\", by owning process.",
             type: .histogram)
-        callbacks.samples = mnStart.prometheusSamples(divisor: 1e9, maxSlot: 36, labels: [("side", "start")])
-            + mnEnd.prometheusSamples(divisor: 1e9, maxSlot: 36, labels: [("side", "end")])
+        callbacks.samples = Self.histogramSamples(procs, \.callbackStart, labels: [("side", "start")])
+            + Self.histogramSamples(procs, \.callbackEnd, labels: [("side", "end")])
         var subCallbacks = PrometheusFamily(name: UmmuMetricName.mnSubscriberCallbacks,
             help: "Time each subscriber's own invalidate_range_start callback took (subscribers whose function has BTF).",
             type: .histogram)

@@ -122,6 +122,12 @@ public struct UmmuMetricsState: Sendable {
         var mnInvalidatedBytes = [UInt64](repeating: 0, count: Reason.count)
         var mnByCause = [UInt64](repeating: 0, count: CauseKind.count)
         var ufFaults = [UInt64](repeating: 0, count: UffdKind.count)
+        /// Latencies by process, so that the dashboard's process choice
+        /// applies to the histograms too.
+        var serviceLatency = Histogram()
+        var stallLatency = Histogram()
+        var callbackStart = Histogram()
+        var callbackEnd = Histogram()
         var lastActive = 0
 
         mutating func add(_ r: ProcessRow) {
@@ -133,6 +139,8 @@ public struct UmmuMetricsState: Sendable {
                 let waited = min(u.faultsWaited, u.faults)
                 faultsWaited &+= waited
                 faultsNoWait &+= u.faults - waited
+                serviceLatency = serviceLatency.adding(u.serviceLatency)
+                stallLatency = stallLatency.adding(u.stallLatency)
             }
             if let n = r.mmuNotifier {
                 for i in 0..<Reason.count {
@@ -140,6 +148,8 @@ public struct UmmuMetricsState: Sendable {
                     mnInvalidatedBytes[i] &+= n.invalidatedBytes[i]
                 }
                 for i in 0..<CauseKind.count { mnByCause[i] &+= n.byCause[i] }
+                callbackStart = callbackStart.adding(n.startLatency)
+                callbackEnd = callbackEnd.adding(n.endLatency)
             }
             if let u = r.userfaultfd {
                 for i in 0..<UffdKind.count { ufFaults[i] &+= u.faults[i] }
@@ -169,8 +179,6 @@ public struct UmmuMetricsState: Sendable {
     var umSeen = false
     var umOnDemand: UInt64 = 0
     var umPushed: UInt64 = 0
-    var umService = Histogram()
-    var umStall = Histogram()
     var umReadOffsets = Histogram()
     var umPending: UInt64 = 0
     var umWaiting: UInt64 = 0
@@ -178,8 +186,6 @@ public struct UmmuMetricsState: Sendable {
     var mnSeen = false
     var mnSubscribers: [String: [UInt64]] = [:]  // subscriber name -> invalidations by reason
     var mnSubscriberCallbacks: [String: Histogram] = [:]  // subscriber name -> callback ns
-    var mnStart = Histogram()
-    var mnEnd = Histogram()
     var mnFailed: UInt64 = 0
     var mnReleases: UInt64 = 0
     var mnYoung = [UInt64](repeating: 0, count: YoungKind.count)
@@ -300,8 +306,8 @@ public struct UmmuMetricsState: Sendable {
             other.faultsNoWait &+= Self.monus(um.faults - waited, trackedDelta.faultsNoWait)
             umOnDemand &+= um.pagesOnDemand
             umPushed &+= um.pagesPushed
-            umService = umService.adding(um.serviceLatency)
-            umStall = umStall.adding(um.stallLatency)
+            other.serviceLatency = other.serviceLatency.adding(Self.monus(um.serviceLatency, trackedDelta.serviceLatency))
+            other.stallLatency = other.stallLatency.adding(Self.monus(um.stallLatency, trackedDelta.stallLatency))
             umReadOffsets = umReadOffsets.adding(um.readBatch)
             umPending = um.pendingRequests
             umWaiting = um.waitingFaults
@@ -320,8 +326,8 @@ public struct UmmuMetricsState: Sendable {
             for c in iv.callbacks {
                 mnSubscriberCallbacks[c.name] = (mnSubscriberCallbacks[c.name] ?? Histogram()).adding(c.latency)
             }
-            mnStart = mnStart.adding(mn.startLatency)
-            mnEnd = mnEnd.adding(mn.endLatency)
+            other.callbackStart = other.callbackStart.adding(Self.monus(mn.startLatency, trackedDelta.callbackStart))
+            other.callbackEnd = other.callbackEnd.adding(Self.monus(mn.endLatency, trackedDelta.callbackEnd))
             mnFailed &+= mn.failed
             mnReleases &+= mn.releases
             for i in 0..<YoungKind.count { mnYoung[i] &+= mn.young[i] }
@@ -421,11 +427,11 @@ public struct UmmuMetricsState: Sendable {
                     PrometheusSample(labels: [("how", "pushed")], value: Double(umPushed)),
                 ]))
             out.append(PrometheusFamily(name: UmmuMetricName.serviceLatency,
-                help: "Time from a page's request (its first fault) to the server's write of that page, as the driver measures it.",
-                type: .histogram, samples: umService.prometheusSamples(divisor: 1e9, maxSlot: 36)))
+                help: "Time from a page's request (its first fault) to the server's write of that page, as the driver measures it, by faulting process.",
+                type: .histogram, samples: Self.histogramSamples(procs, \.serviceLatency)))
             out.append(PrometheusFamily(name: UmmuMetricName.stallLatency,
-                help: "Time a faulting thread waited for the server, as the driver measures it (faults that waited).",
-                type: .histogram, samples: umStall.prometheusSamples(divisor: 1e9, maxSlot: 36)))
+                help: "Time a faulting thread waited for the server, as the driver measures it (faults that waited), by process.",
+                type: .histogram, samples: Self.histogramSamples(procs, \.stallLatency)))
             out.append(PrometheusFamily(name: UmmuMetricName.readOffsets,
                 help: "Page offsets handed to the server per read() of a umem area.",
                 type: .histogram, samples: umReadOffsets.prometheusSamples(divisor: 1, maxSlot: 16)))
@@ -464,6 +470,23 @@ public struct UmmuMetricsState: Sendable {
     }
 
     static func monus(_ a: UInt64, _ b: UInt64) -> UInt64 { a > b ? a - b : 0 }
+
+    /// What `total` has beyond `tracked`, slot by slot (the other processes').
+    static func monus(_ total: Histogram, _ tracked: Histogram) -> Histogram {
+        Histogram(slots: zip(total.slots, tracked.slots).map { monus($0, $1) },
+                  count: monus(total.count, tracked.count), sum: monus(total.sum, tracked.sum))
+    }
+
+    /// A per-process histogram family's samples (seconds from ns): the
+    /// processes with samples, and `other` always.
+    static func histogramSamples(_ procs: [(labels: [(name: String, value: String)], series: Series)],
+                                 _ h: KeyPath<Series, Histogram>,
+                                 labels extra: [(name: String, value: String)] = []) -> [PrometheusSample] {
+        procs.flatMap { labels, s in
+            s[keyPath: h].total > 0 || labels.last?.value == ummuOtherLabel
+                ? s[keyPath: h].prometheusSamples(divisor: 1e9, maxSlot: 36, labels: extra + labels) : []
+        }
+    }
 
     /// Per-process samples by reason of a count family and its bytes
     /// family, for the reasons a process had.
