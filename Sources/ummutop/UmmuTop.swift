@@ -33,7 +33,8 @@ struct UmmuTop: ParsableCommand {
               ummutop -s young        # -s of one view only: starts in it (mmu_notifier)
               ummutop -f regcache     # only processes whose command contains "regcache"
             Needs root (or CAP_BPF+CAP_PERFMON); the drivers' view needs their modules.
-            """
+            """,
+        version: UmmuVersion.string
     )
 
     @Option(name: .customShort("d"), help: ArgumentHelp("Refresh interval in seconds.", valueName: "SECONDS"))

@@ -20,7 +20,8 @@ struct UmmuTrace: ParsableCommand {
               ummutrace --metrics-file /var/lib/prometheus/node-exporter/ummu.prom 10
                                      # exporter: rewrite a Prometheus file every 10 s (docs/metrics.md)
             Needs root (or CAP_BPF+CAP_PERFMON) and the drivers' modules loaded.
-            """
+            """,
+        version: UmmuVersion.string
     )
 
     @Argument(help: "Output interval in seconds (default: once, at Ctrl-C; 1 with --events).")

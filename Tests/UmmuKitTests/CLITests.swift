@@ -8,12 +8,15 @@ struct CLIRun {
     let status: Int32
     let signaled: Bool
     let stderr: String
+    /// Empty unless asked for (`stdout: true`).
+    var stdout = ""
 }
 
 /// Runs a product of this package (built in the same directory as the test
 /// bundle) with arguments, under `wrapper` (a command that execs the rest)
-/// if given; nil when it is not there.
-func runTool(_ name: String, _ args: [String], wrapper: [String] = []) throws -> CLIRun? {
+/// if given; nil when it is not there. With `stdout`, its standard output
+/// too (read before stderr: for tools that write little to stderr).
+func runTool(_ name: String, _ args: [String], wrapper: [String] = [], stdout: Bool = false) throws -> CLIRun? {
     var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
     // The bundle may be a directory (.xctest) holding the test binary.
     if dir.lastPathComponent.hasSuffix(".xctest") { dir = dir.deletingLastPathComponent() }
@@ -27,18 +30,19 @@ func runTool(_ name: String, _ args: [String], wrapper: [String] = []) throws ->
         p.executableURL = exe
         p.arguments = args
     }
-    let err = Pipe()
+    let err = Pipe(), out = Pipe()
     p.standardError = err
-    p.standardOutput = FileHandle.nullDevice
+    p.standardOutput = stdout ? out : FileHandle.nullDevice
     try p.run()
     // A tool that does not refuse (a regression, on a host where it can
     // trace) would run until Ctrl-C: killed after 30 s, and the test fails.
     let pid = p.processIdentifier
     DispatchQueue.global().asyncAfter(deadline: .now() + 30) { kill(pid, SIGKILL) }
+    let outData = stdout ? out.fileHandleForReading.readDataToEndOfFile() : Data()
     let data = err.fileHandleForReading.readDataToEndOfFile()
     p.waitUntilExit()
     return CLIRun(status: p.terminationStatus, signaled: p.terminationReason == .uncaughtSignal,
-                  stderr: String(decoding: data, as: UTF8.self))
+                  stderr: String(decoding: data, as: UTF8.self), stdout: String(decoding: outData, as: UTF8.self))
 }
 
 /// Exit 64 and an "Error:" line, not a signal.

@@ -28,6 +28,7 @@ import Darwin
 /// Names of the metric families, the single source in code. docs/metrics.md
 /// lists the same names; the dashboard and rules may use only these.
 public enum UmmuMetricName {
+    public static let buildInfo = "ummu_build_info"
     public static let invalidations = "ummu_ummunotify_invalidations_total"
     public static let invalidatedBytes = "ummu_ummunotify_invalidated_bytes_total"
     public static let reports = "ummu_ummunotify_reports_total"
@@ -63,7 +64,7 @@ public enum UmmuMetricName {
     public static let lastWrite = "ummu_exporter_last_write_timestamp_seconds"
 
     public static let all: [String] = [
-        invalidations, invalidatedBytes, reports, registrations, readEvents, invalidationSpan,
+        buildInfo, invalidations, invalidatedBytes, reports, registrations, readEvents, invalidationSpan,
         faults, pagesServed, serviceLatency, stallLatency, readOffsets, pendingRequests, waitingFaults,
         mnInvalidations, mnInvalidatedBytes, mnCauses, mnSubscriberInvalidations, mnCallbacks,
         mnSubscriberCallbacks, mnFailed,
@@ -373,7 +374,10 @@ public struct UmmuMetricsState: Sendable {
         var procs: [(labels: L, series: Series)] = rows.map { (labels($0.key), $0.value) }
         procs.append((otherLabels, other))
 
-        var out: [PrometheusFamily] = []
+        // As node_exporter's node_exporter_build_info: 1, labeled by version.
+        var out = [PrometheusFamily(name: UmmuMetricName.buildInfo,
+            help: "A metric with a constant '1' value labeled by the version of ummutrace that writes this file.",
+            type: .gauge, samples: [PrometheusSample(labels: [("version", UmmuVersion.string)], value: 1)])]
         if unSeen {
             var inv = PrometheusFamily(name: UmmuMetricName.invalidations,
                 help: "Invalidations delivered to ummunotify contexts (hitting at least one registered range), by reason and process.",
