@@ -69,13 +69,27 @@ kvmchurn --pages 1024 --balloon --rate 50 >/dev/null 2>&1 &
 kvm_pid=$!
 uffdpair --missing 64 --loop --rate 40 --delay-ms 5 >/dev/null 2>&1 &
 uf_pid=$!
+# Each snapshot is a new version of the file (under emulation, on a busy
+# host, one rewrite can take seconds: a copy a second held the same file
+# up to 17 times), from the first that has both the drivers' and the stock
+# sources' per-process series: up to 18 of them, for at most 40 s.
 begin live_series
 n=0
-while [ $n -lt 18 ]; do
-	sleep 1
+t=0
+: >/tmp/live/last.prom
+while [ $n -lt 18 ] && [ $t -lt 80 ]; do
+	sleep 0.5
+	t=$((t + 1))
+	cp /tmp/live/ummu.prom /tmp/live/now.prom
+	cmp -s /tmp/live/now.prom /tmp/live/last.prom && continue
+	if [ $n = 0 ] && ! { grep -q '^ummu_ummunotify_invalidations_total{' /tmp/live/now.prom &&
+		grep -q '^ummu_mmu_notifier_invalidations_total{' /tmp/live/now.prom; }; then
+		continue
+	fi
+	mv /tmp/live/now.prom /tmp/live/last.prom
 	n=$((n + 1))
 	echo "# ---- snapshot $n"
-	cat /tmp/live/ummu.prom
+	cat /tmp/live/last.prom
 done
 end live_series 0
 wait $rc_pid $pc_pid
