@@ -35,20 +35,23 @@ echo "# phase $phase on $release"
 if [ "$phase" = 1 ]; then
 	check "systemd is PID 1" sh -c '[ "$(cat /proc/1/comm)" = systemd ]'
 	start=$(date +%s)
-	# No network: everything the packages depend on is in the image.
+	# No network: everything the packages depend on is in the image (apt
+	# would fail to fetch anything else).  Not --no-download: with local
+	# .debs, apt 2.6 stops with "Pathname to install is not absolute".
 	check "apt install ./debs/ummu-*.deb" sh -c \
-		'DEBIAN_FRONTEND=noninteractive apt-get install -y --no-download ./debs/*.deb'
+		'DEBIAN_FRONTEND=noninteractive apt-get install -y "$PWD"/debs/*.deb'
 	echo "# apt install took $(($(date +%s) - start)) s (DKMS build included)"
 	check "dkms built and installed ummu for $release" sh -c \
-		"dkms status ummu -k '$release' | grep -q ': installed'"
+		"dkms status ummu -k '$release' 2>&1 | grep ': installed' >/dev/null"
 	for m in ummunotify umem; do
 		check "modinfo $m: a module of $release" sh -c \
 			"modinfo -k '$release' -F filename $m | grep -q '^/lib/modules/$release/'"
 	done
 	check "the unit is enabled" systemctl is-enabled ummu-exporter
 	check "ummutrace --version" sh -c 'ummutrace --version | grep -Eq "^[0-9]+\.[0-9]+"'
-	check "man page and bash completion installed" sh -c \
-		'man -w ummutrace >/dev/null && [ -s /usr/share/bash-completion/completions/ummutrace ]'
+	# (The image leaves man pages out, as dpkg's path-exclude says:
+	# scripts/test-debs checks that they are in the package and render.)
+	check "bash completion installed" test -s /usr/share/bash-completion/completions/ummutrace
 	finish
 fi
 
@@ -110,7 +113,7 @@ chmod 0755 "$textdir"
 check "apt remove ummu-tools ummu-dkms ummu-dev" sh -c \
 	'DEBIAN_FRONTEND=noninteractive apt-get remove -y ummu-tools ummu-dkms ummu-dev'
 check "the unit is stopped" sh -c '! systemctl is-active ummu-exporter'
-check "no ummu in dkms" sh -c '! dkms status ummu | grep -q .'
+check "no ummu in dkms" sh -c '[ -z "$(dkms status ummu 2>/dev/null)" ]'
 for m in ummunotify umem; do
 	check "the module $m is gone from /lib/modules/$release" sh -c "! modinfo -k '$release' $m >/dev/null 2>&1"
 done
