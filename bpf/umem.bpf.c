@@ -4,7 +4,8 @@
  *
  * Raw tracepoints (scalar u64 args, see docs/tracepoints.md):
  *   umem_fault(area_id, pgoff, must_wait, tgid, tgid_start)  faulting thread
- *   umem_fault_done(area_id, pgoff, outcome, wait_ns, tgid, tgid_start)
+ *   umem_fault_done(area_id, pgoff, outcome, wait_ns, tgid, tgid_start,
+ *                   wait_start)
  *                                                            same thread
  *   umem_read(area_id, handed, pending, client_tgid)         server
  *   umem_write(area_id, pgoff, on_demand, service_ns, tgid, tgid_start)
@@ -109,7 +110,7 @@ int BPF_PROG(um_fault, __u64 area_id, __u64 pgoff, __u64 must_wait,
 
 SEC("raw_tp/umem_fault_done")
 int BPF_PROG(um_fault_done, __u64 area_id, __u64 pgoff, __u64 outcome,
-	     __u64 wait_ns, __u64 tgid64, __u64 tgid_start)
+	     __u64 wait_ns, __u64 tgid64, __u64 tgid_start, __u64 wait_start)
 {
 	__u32 tgid = (__u32)tgid64;
 	struct um_totals *t = totals();
@@ -128,9 +129,12 @@ int BPF_PROG(um_fault_done, __u64 area_id, __u64 pgoff, __u64 outcome,
 		t->done[o]++;
 	/*
 	 * A must_wait fault ends in a wait or at once in an error; one that
-	 * did not have to wait ends served at once (docs/tracepoints.md).
+	 * did not have to wait ends served at once (docs/tracepoints.md).  A
+	 * wait that began before the programs were loaded ends a fault they
+	 * never counted: left out, or it would hide a later waiting fault.
 	 */
-	if (wait_ns || outcome == UMMU_UMEM_ERROR)
+	if (wait_ns ? wait_start >= ummu_cfg.loaded_ns
+		    : outcome == UMMU_UMEM_ERROR)
 		t->waits_ended++;
 	/* A stall is a wait: 0 says the thread did not wait. */
 	if (wait_ns) {

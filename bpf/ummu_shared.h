@@ -39,6 +39,7 @@ struct ummu_hist {
 struct ummu_config {
 	__u32 filter_tgid;	/* 0: every process */
 	__u32 emit_events;	/* 1: push struct ummu_event to the ring buffer */
+	__u64 loaded_ns;	/* CLOCK_MONOTONIC just before load */
 };
 
 /* ---- ummunotify ------------------------------------------------------ */

@@ -195,12 +195,17 @@ static inline void umem_trace_fault(struct umem_area *area, pgoff_t pgoff,
 			 umem_tgid_start());
 }
 
+/*
+ * @wait_start: ktime_get_ns() when the thread began to wait, 0 if it did
+ * not; a tracer started during a wait tells that fault from one it saw.
+ */
 static inline void umem_trace_fault_done(struct umem_area *area,
 					 pgoff_t pgoff, u32 outcome,
-					 u64 wait_ns)
+					 u64 wait_start)
 {
-	trace_umem_fault_done(area->id, pgoff, outcome, wait_ns, current->tgid,
-			      umem_tgid_start());
+	trace_umem_fault_done(area->id, pgoff, outcome,
+			      wait_start ? max_t(u64, ktime_get_ns() - wait_start, 1) : 0,
+			      current->tgid, umem_tgid_start(), wait_start);
 }
 
 /* Tag of a request in area->pages (a page pointer has tag 0). */
@@ -476,8 +481,7 @@ static vm_fault_t umem_vm_fault(struct vm_fault *vmf)
 	outcome = umem_wait_outcome(area, pgoff);
 	/* At least 1: 0 says that the thread did not wait. */
 	if (trace_umem_fault_done_enabled())
-		umem_trace_fault_done(area, pgoff, outcome,
-				      max_t(u64, ktime_get_ns() - wait_start, 1));
+		umem_trace_fault_done(area, pgoff, outcome, wait_start);
 	/*
 	 * For a user task the last fput() runs at its return to user space;
 	 * for a kernel thread (delayed_fput) it may run, and release this

@@ -42,8 +42,8 @@ TRACE_EVENT(umem_fault,
 
 TRACE_EVENT(umem_fault_done,
 	TP_PROTO(u64 area, u64 pgoff, u32 outcome, u64 wait_ns, u32 tgid,
-		 u64 tgid_start),
-	TP_ARGS(area, pgoff, outcome, wait_ns, tgid, tgid_start),
+		 u64 tgid_start, u64 wait_start),
+	TP_ARGS(area, pgoff, outcome, wait_ns, tgid, tgid_start, wait_start),
 	TP_STRUCT__entry(
 		__field(u64, area)
 		__field(u64, pgoff)
@@ -51,6 +51,7 @@ TRACE_EVENT(umem_fault_done,
 		__field(u64, wait_ns)
 		__field(u32, tgid)
 		__field(u64, tgid_start)
+		__field(u64, wait_start)
 	),
 	TP_fast_assign(
 		__entry->area = area;
@@ -59,15 +60,17 @@ TRACE_EVENT(umem_fault_done,
 		__entry->wait_ns = wait_ns;
 		__entry->tgid = tgid;
 		__entry->tgid_start = tgid_start;
+		__entry->wait_start = wait_start;
 	),
-	TP_printk("area=%llu pgoff=%llu outcome=%s wait_ns=%llu tgid=%u tgid_start=%llu",
+	TP_printk("area=%llu pgoff=%llu outcome=%s wait_ns=%llu tgid=%u tgid_start=%llu wait_start=%llu",
 		  __entry->area, __entry->pgoff,
 		  __print_symbolic(__entry->outcome,
 				   { UMEM_FAULT_SERVED, "served" },
 				   { UMEM_FAULT_KILLED, "killed" },
 				   { UMEM_FAULT_ERROR, "error" },
 				   { UMEM_FAULT_INTERRUPTED, "interrupted" }),
-		  __entry->wait_ns, __entry->tgid, __entry->tgid_start)
+		  __entry->wait_ns, __entry->tgid, __entry->tgid_start,
+		  __entry->wait_start)
 );
 
 TRACE_EVENT(umem_read,

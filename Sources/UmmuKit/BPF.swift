@@ -481,7 +481,12 @@ public final class BPFObject: @unchecked Sendable {
             if id.isStockKernel, let reason = stockKernelUnavailable() {
                 throw UmmuError(.driverAbsent, reason)
             }
-            var cfg = ummu_config(filter_tgid: options.filterPID, emit_events: options.events ? 1 : 0)
+            // The load time: a umem wait that began before it is not ended
+            // by the programs' count of waiting faults.
+            var now = timespec()
+            clock_gettime(CLOCK_MONOTONIC, &now)
+            var cfg = ummu_config(filter_tgid: options.filterPID, emit_events: options.events ? 1 : 0,
+                                  loaded_ns: UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec))
             let rc = ummu_object_set_config(obj, &cfg)
             if rc != 0 {
                 throw UmmuError(.bpf, "cannot configure the \(id) BPF object: \(UmmuError.errnoText(rc))")

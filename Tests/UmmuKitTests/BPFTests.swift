@@ -52,8 +52,16 @@ func fault(_ o: BPFObject, area: UInt64 = 7, pgoff: UInt64, wait: Bool = true, t
 }
 
 func faultDone(_ o: BPFObject, area: UInt64 = 7, pgoff: UInt64, outcome: UInt64 = 0, waitNs: UInt64 = 0,
-               tgid: UInt32 = me, tgidStart: UInt64 = 1) throws {
-    try o.program("um_fault_done").testRun([area, pgoff, outcome, waitNs, UInt64(tgid), tgidStart])
+               tgid: UInt32 = me, tgidStart: UInt64 = 1, waitStart: UInt64? = nil) throws {
+    // A wait began when it ended minus its length; none: 0.
+    let start = waitStart ?? (waitNs > 0 ? monotonicNow() - waitNs : 0)
+    try o.program("um_fault_done").testRun([area, pgoff, outcome, waitNs, UInt64(tgid), tgidStart, start])
+}
+
+func monotonicNow() -> UInt64 {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
 }
 
 /// A page served; the driver passes the service time (0 when pushed) and
@@ -321,6 +329,28 @@ struct BPFTests {
         #expect(p.stallLatency == m.stallLatency.since(Histogram()))
         let q = try #require(s.processes[4242]?.umem)
         #expect(q.pagesOnDemand == 1 && q.serviceLatency == m.serviceLatency.since(Histogram()))
+    }
+
+    /// Faults waiting now: those that had to wait, minus those whose wait
+    /// or at-once failure ended; a wait that began before the programs were
+    /// loaded ends a fault they never counted and must not hide one.
+    @Test func waitingFaultsAreThoseThatHadToWaitAndDidNotEnd() throws {
+        let (t, o) = try load(.umem)
+        try fault(o, pgoff: 1)
+        try fault(o, pgoff: 2)
+        try fault(o, pgoff: 3)
+        try fault(o, pgoff: 4, wait: false)
+        #expect(try t.snapshot().umem?.waitingFaults == 3)
+        try faultDone(o, pgoff: 1, waitNs: 1_000)  // served after a wait
+        try faultDone(o, pgoff: 2, outcome: 2)     // no server: SIGBUS at once
+        try faultDone(o, pgoff: 4)                 // did not have to wait
+        #expect(try t.snapshot().umem?.waitingFaults == 1)
+        // A thread that had been waiting since long before the load (its
+        // fault uncounted) wakes: page 3's thread still waits.
+        try faultDone(o, pgoff: 9, waitNs: 3_600_000_000, waitStart: 1)
+        #expect(try t.snapshot().umem?.waitingFaults == 1)
+        try faultDone(o, pgoff: 3, waitNs: 1_000)
+        #expect(try t.snapshot().umem?.waitingFaults == 0)
     }
 
     @Test func processRowsSumOverCPUs() throws {

@@ -19,7 +19,7 @@ struct PIDReuseTests {
         // The old process faults and waits on both CPUs.
         for (cpu, pg) in [(c0, 0), (c1, 1), (c1, 2)] as [(Int, UInt64)] {
             try f.testRun([7, pg, 1, UInt64(pid), old], onCPU: cpu)
-            try done.testRun([7, pg, 0, 5_000, UInt64(pid), old], onCPU: cpu)
+            try done.testRun([7, pg, 0, 5_000, UInt64(pid), old, monotonicNow()], onCPU: cpu)
             try w.testRun([7, pg, 1, 4_000, UInt64(pid), old], onCPU: cpu)
         }
         let before = try #require(try t.snapshot().processes[pid]?.umem)
@@ -29,7 +29,7 @@ struct PIDReuseTests {
         // still holds the old process's counts.
         for pg: UInt64 in 10..<15 {
             try f.testRun([7, pg, 1, UInt64(pid), new], onCPU: c0)
-            try done.testRun([7, pg, 0, 7_000, UInt64(pid), new], onCPU: c0)
+            try done.testRun([7, pg, 0, 7_000, UInt64(pid), new, monotonicNow()], onCPU: c0)
         }
         // The old process's late event: a page served for a request it
         // queued. It must not take the row back.

@@ -229,6 +229,24 @@ struct PrometheusMetricsStateTests {
         #expect(Self.value(f, UmmuMetricName.trackedProcesses, [:]) == 2)
     }
 
+    /// A process may call itself "other": it must not write the aggregate's
+    /// labels (a duplicate series, which node_exporter drops silently).
+    @Test func aProcessNamedOtherIsNotTheAggregate() throws {
+        for pidLabel in [true, false] {
+            var st = UmmuMetricsState(config: UmmuMetricsConfig(topN: 1, pidLabel: pidLabel))
+            st.ingest(Self.interval([Self.row(7, "other", unmap: 5), Self.row(8, "b", unmap: 1)]))
+            let text = try st.render(now: 1)
+            let lines = text.split(separator: "\n").filter { !$0.hasPrefix("#") }
+            let series = lines.map { $0.split(separator: " ").dropLast().joined(separator: " ") }
+            #expect(Set(series).count == series.count, "duplicate series: pidLabel \(pidLabel)")
+            let inv = UmmuMetricName.invalidations
+            let f = st.families(now: 1)
+            var aggregate = ["comm": "other", "reason": "unmap"]
+            if pidLabel { aggregate["pid"] = "other" }
+            #expect(Self.value(f, inv, aggregate) == 1)
+        }
+    }
+
     @Test func sidesNotLoadedWriteNoFamilies() throws {
         var st = UmmuMetricsState()
         st.ingest(Interval(from: Snapshot(), to: Snapshot()))

@@ -35,8 +35,8 @@ extension UmmuMetricsState {
         var callbacks = PrometheusFamily(name: UmmuMetricName.mnCallbacks,
             help: "Time the subscribers' callbacks held an invalidating thread: side=\"start\" (invalidate_range_start) or \"end\", by owning process.",
             type: .histogram)
-        callbacks.samples = Self.histogramSamples(procs, \.callbackStart, labels: [("side", "start")])
-            + Self.histogramSamples(procs, \.callbackEnd, labels: [("side", "end")])
+        callbacks.samples = histogramSamples(procs, \.callbackStart, labels: [("side", "start")])
+            + histogramSamples(procs, \.callbackEnd, labels: [("side", "end")])
         var subCallbacks = PrometheusFamily(name: UmmuMetricName.mnSubscriberCallbacks,
             help: "Time each subscriber's own invalidate_range_start callback took (subscribers whose function has BTF).",
             type: .histogram)
@@ -64,7 +64,7 @@ extension UmmuMetricsState {
             help: "userfaultfd faults, by kind (missing, wp, minor) and faulting process.",
             type: .counter)
         for (labels, s) in procs {
-            for k in UffdKind.allCases where s.ufFaults[k.rawValue] > 0 || labels.last?.value == ummuOtherLabel {
+            for k in UffdKind.allCases where s.ufFaults[k.rawValue] > 0 || isOther(labels) {
                 faults.samples.append(PrometheusSample(labels: [("kind", k.name)] + labels,
                                                        value: Double(s.ufFaults[k.rawValue])))
             }

@@ -218,7 +218,11 @@ public struct UmmuMetricsState: Sendable {
     /// The series a process row goes to: its pid and comm, or its comm
     /// alone without the pid label.
     func key(_ r: ProcessRow) -> ProcessKey {
-        ProcessKey(pid: config.pidLabel ? r.pid : 0, comm: r.comm)
+        guard !config.pidLabel else { return ProcessKey(pid: r.pid, comm: r.comm) }
+        // Without pids a process named "other" (prctl lets anyone) would
+        // write the aggregate's very labels: a duplicate series, which
+        // node_exporter drops without an error.
+        return ProcessKey(pid: 0, comm: r.comm == ummuOtherLabel ? ummuOtherLabel + " (a process)" : r.comm)
     }
 
     /// A series' process labels.
@@ -229,6 +233,12 @@ public struct UmmuMetricsState: Sendable {
     /// The aggregate series' process labels.
     var otherLabels: [(name: String, value: String)] {
         config.pidLabel ? [("pid", ummuOtherLabel), ("comm", ummuOtherLabel)] : [("comm", ummuOtherLabel)]
+    }
+
+    /// Are these the aggregate's labels (not those of a process named "other")?
+    func isOther(_ labels: [(name: String, value: String)]) -> Bool {
+        labels.count == otherLabels.count
+            && zip(labels, otherLabels).allSatisfy { $0.name == $1.name && $0.value == $1.value }
     }
 
     public mutating func ingest(_ iv: Interval) {
@@ -419,7 +429,7 @@ public struct UmmuMetricsState: Sendable {
             var faults = PrometheusFamily(name: UmmuMetricName.faults,
                 help: "Page faults on umem areas, by process; waited=\"true\" when the faulting thread had to wait for the server.",
                 type: .counter)
-            for (labels, s) in procs where s.faultsWaited > 0 || s.faultsNoWait > 0 || labels.last?.value == ummuOtherLabel {
+            for (labels, s) in procs where s.faultsWaited > 0 || s.faultsNoWait > 0 || isOther(labels) {
                 faults.samples.append(PrometheusSample(labels: labels + [("waited", "true")], value: Double(s.faultsWaited)))
                 faults.samples.append(PrometheusSample(labels: labels + [("waited", "false")], value: Double(s.faultsNoWait)))
             }
@@ -432,10 +442,10 @@ public struct UmmuMetricsState: Sendable {
                 ]))
             out.append(PrometheusFamily(name: UmmuMetricName.serviceLatency,
                 help: "Time from a page's request (its first fault) to the server's write of that page, as the driver measures it, by faulting process.",
-                type: .histogram, samples: Self.histogramSamples(procs, \.serviceLatency)))
+                type: .histogram, samples: histogramSamples(procs, \.serviceLatency)))
             out.append(PrometheusFamily(name: UmmuMetricName.stallLatency,
                 help: "Time a faulting thread waited for the server, as the driver measures it (faults that waited), by process.",
-                type: .histogram, samples: Self.histogramSamples(procs, \.stallLatency)))
+                type: .histogram, samples: histogramSamples(procs, \.stallLatency)))
             out.append(PrometheusFamily(name: UmmuMetricName.readOffsets,
                 help: "Page offsets handed to the server per read() of a umem area.",
                 type: .histogram, samples: umReadOffsets.prometheusSamples(divisor: 1, maxSlot: 16)))
@@ -483,11 +493,11 @@ public struct UmmuMetricsState: Sendable {
 
     /// A per-process histogram family's samples (seconds from ns): the
     /// processes with samples, and `other` always.
-    static func histogramSamples(_ procs: [(labels: [(name: String, value: String)], series: Series)],
+    func histogramSamples(_ procs: [(labels: [(name: String, value: String)], series: Series)],
                                  _ h: KeyPath<Series, Histogram>,
                                  labels extra: [(name: String, value: String)] = []) -> [PrometheusSample] {
         procs.flatMap { labels, s in
-            s[keyPath: h].total > 0 || labels.last?.value == ummuOtherLabel
+            s[keyPath: h].total > 0 || isOther(labels)
                 ? s[keyPath: h].prometheusSamples(divisor: 1e9, maxSlot: 36, labels: extra + labels) : []
         }
     }
