@@ -59,9 +59,9 @@ mkdir -p /tmp/live
 ummutrace --metrics-file /tmp/live/ummu.prom --bpf-stats 1 2>/tmp/live.err &
 tracer=$!
 wait_nonempty /tmp/live/ummu.prom
-regcache --buffers 8 --rate 30 --duration 16 >/dev/null 2>&1 &
+regcache --buffers 8 --rate 30 --duration 60 >/dev/null 2>&1 &
 rc_pid=$!
-postcopy --pages 256 --threads 2 --rate 40 --delay-us 2000 --push-ahead 10 --duration 16 >/dev/null 2>&1 &
+postcopy --pages 256 --threads 2 --rate 40 --delay-us 2000 --push-ahead 10 --rounds 0 --duration 60 >/dev/null 2>&1 &
 pc_pid=$!
 # The stock-kernel sources' families too: a ballooning VM and a userfaultfd
 # post-copy pair whose handler's delay keeps faults waiting.
@@ -72,7 +72,9 @@ uf_pid=$!
 # Each snapshot is a new version of the file (under emulation, on a busy
 # host, one rewrite can take seconds: a copy a second held the same file
 # up to 17 times), from the first that has both the drivers' and the stock
-# sources' per-process series: up to 18 of them, for at most 40 s.
+# sources' per-process series: up to 18 of them, for at most 40 s.  The
+# workloads run on (60 s, stopped after the last snapshot), so that every
+# rate of the series moves.
 begin live_series
 n=0
 t=0
@@ -92,9 +94,8 @@ while [ $n -lt 18 ] && [ $t -lt 80 ]; do
 	cat /tmp/live/last.prom
 done
 end live_series 0
-wait $rc_pid $pc_pid
-kill -TERM $kvm_pid $uf_pid
-wait $kvm_pid $uf_pid
+kill -TERM $rc_pid $pc_pid $kvm_pid $uf_pid
+wait $rc_pid $pc_pid $kvm_pid $uf_pid
 kill -INT $tracer
 wait $tracer
 
