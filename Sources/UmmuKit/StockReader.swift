@@ -41,8 +41,8 @@ extension Tracer {
         try o.map(.mnHists).readHistograms(into: &t, [(MN_HIST_START.rawValue, \.startLatency),
                                                         (MN_HIST_END.rawValue, \.endLatency),
                                                         (MN_HIST_SPAN.rawValue, \.spanBytes)])
-        try mergeProcessRows(o, .mnProcs, as: mn_proc.self, comm: \.comm, into: &procs) { row, per in
-            let v = per.value
+        try mergeProcessRows(o, .mnProcs, as: mn_proc.self, startTime: \.start_time, comm: \.comm,
+                             into: &procs) { row, v in
             var p = ProcessMMUNotifier()
             p.startTime = v.start_time
             p.invalidations = cArray(v.inval, count: Reason.count)
@@ -110,8 +110,8 @@ extension Tracer {
             t.waiting = waitingFaults(t.faults, t.outcomes)
         }
         t.stall = try o.map(.ufHists).histograms(UffdKind.allCases.map { UInt32($0.rawValue) })
-        try mergeProcessRows(o, .ufProcs, as: uf_proc.self, comm: \.comm, into: &procs) { row, per in
-            let v = per.value
+        try mergeProcessRows(o, .ufProcs, as: uf_proc.self, startTime: \.start_time, comm: \.comm,
+                             into: &procs) { row, v in
             var p = ProcessUserfaultfd()
             p.startTime = v.start_time
             p.faults = cArray(v.faults, count: UffdKind.count)

@@ -192,8 +192,8 @@ public final class Tracer: @unchecked Sendable {
         }
         try o.map(.unHists).readHistograms(into: &t, [(UN_HIST_SPAN.rawValue, \.spanBytes),
                                                         (UN_HIST_READ_BATCH.rawValue, \.readBatch)])
-        try mergeDriverProcessRows(o, .unProcs, as: un_proc.self, startTime: \.start_time, comm: \.comm,
-                                   into: &procs) { row, v in
+        try mergeProcessRows(o, .unProcs, as: un_proc.self, startTime: \.start_time, comm: \.comm,
+                             into: &procs) { row, v in
             var p = ProcessUmmunotify()
             p.startTime = v.start_time
             p.invalidations = cArray(v.inval, count: Reason.count)
@@ -289,8 +289,8 @@ public final class Tracer: @unchecked Sendable {
         try o.map(.umHists).readHistograms(into: &t, [(UM_HIST_SERVICE.rawValue, \.serviceLatency),
                                                         (UM_HIST_STALL.rawValue, \.stallLatency),
                                                         (UM_HIST_READ_BATCH.rawValue, \.readBatch)])
-        try mergeDriverProcessRows(o, .umProcs, as: um_proc.self, startTime: \.start_time, comm: \.comm,
-                                   into: &procs) { row, v in
+        try mergeProcessRows(o, .umProcs, as: um_proc.self, startTime: \.start_time, comm: \.comm,
+                             into: &procs) { row, v in
             // Per-CPU: every field but comm sums, the histograms too.
             var p = ProcessUmem()
             p.startTime = v.start_time
@@ -317,29 +317,12 @@ public final class Tracer: @unchecked Sendable {
         return t
     }
 
-    /// Merges every row of a per-process map (key: tgid) into `procs`:
-    /// `fill` sets this source's part; a process not named yet takes the
-    /// first comm a CPU's copy of the row carries.
+    /// Merges every row of a per-process map (key: tgid) into `procs`.
+    /// Every such row carries the start time of the process it counts (in
+    /// a per-CPU map, each CPU's copy): `fill` gets the row of the newest
+    /// process (the sum of its copies), and a process not named yet takes
+    /// the first comm one of them carries.
     func mergeProcessRows<V: BitwiseCopyable, C>(
-        _ o: BPFObject, _ name: BPFMapName, as: V.Type, comm: KeyPath<V, C>, into procs: inout [UInt32: ProcessRow],
-        _ fill: (inout ProcessRow, PerCPUValues<V>) -> Void
-    ) throws {
-        try o.map(name).withRows(UInt32.self, V.self) { rows in
-            for (pid, per) in rows {
-                var row = procs[pid] ?? ProcessRow(pid: pid)
-                fill(&row, per)
-                if row.comm.isEmpty, let c = per.lazy.map({ cString($0[keyPath: comm]) }).first(where: { !$0.isEmpty }) {
-                    row.comm = c
-                }
-                procs[pid] = row
-            }
-        }
-    }
-
-    /// mergeProcessRows for the drivers' per-CPU rows, which carry, per
-    /// CPU, the start time of the process they count: `fill` gets the sum
-    /// of the copies of the newest process, and the comm is one of theirs.
-    func mergeDriverProcessRows<V: BitwiseCopyable, C>(
         _ o: BPFObject, _ name: BPFMapName, as: V.Type, startTime: KeyPath<V, UInt64>, comm: KeyPath<V, C>,
         into procs: inout [UInt32: ProcessRow], _ fill: (inout ProcessRow, V) -> Void
     ) throws {
